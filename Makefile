@@ -1,0 +1,59 @@
+# posture — the two commands a new user needs are `make test` and (from the demo issue
+# on) `make demo`. The rest serve development.
+#
+# Build caches may live outside the clone: set CARGO_TARGET_DIR (CI uses
+# $HOME/.cache/posture/target) and POSTURE_CACHE (control-plane binaries, default
+# $HOME/.cache/posture).
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+DEV := $(CURDIR)/.dev
+
+.PHONY: all build controlplane test unit e2e cluster-up cluster-down fmt lint bench-controlplane
+
+all: build
+
+## build: the posture binary, the e2e harness and every test target
+build:
+	$(CARGO) build --workspace --all-targets
+
+## controlplane: etcd, kube-apiserver, controller-manager, scheduler, kubectl and helm
+## from the Go module proxy (first build ~10 min; cached afterwards)
+controlplane:
+	e2e/controlplane/build.sh
+
+## test: unit, integration and end-to-end tests
+test: controlplane build
+	$(CARGO) test --workspace
+
+## unit: tests that need no control plane
+unit:
+	$(CARGO) test --workspace --exclude posture-e2e
+	$(CARGO) test -p posture-e2e --lib
+
+## e2e: end-to-end tests on the local control plane (or POSTURE_E2E_KUBECONFIG's cluster)
+e2e: controlplane
+	$(CARGO) build --bin posture
+	$(CARGO) test -p posture-e2e
+
+## cluster-up: control plane + test kubelet in the background; kubeconfig in .dev/kubeconfig
+cluster-up: controlplane
+	$(CARGO) build --bin posture
+	$(CARGO) build -p posture-e2e --bin posture-cluster
+	e2e/cluster.sh up "$(TARGET_DIR)/debug/posture-cluster" "$(DEV)"
+
+## cluster-down: stop what cluster-up started
+cluster-down:
+	e2e/cluster.sh down "" "$(DEV)"
+
+## bench-controlplane: median time from cached binaries to /readyz
+bench-controlplane: controlplane
+	$(CARGO) build -p posture-e2e --bin posture-cluster
+	"$(TARGET_DIR)/debug/posture-cluster" bench --runs 7
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
