@@ -1,0 +1,304 @@
+//! Identities of assets and the objects themselves.
+
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The Kubernetes kinds the inventory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Node,
+    Pod,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
+    CronJob,
+    Service,
+    Ingress,
+    NetworkPolicy,
+    ServiceAccount,
+    Role,
+    ClusterRole,
+    RoleBinding,
+    ClusterRoleBinding,
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Node => "Node",
+            Kind::Pod => "Pod",
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::Job => "Job",
+            Kind::CronJob => "CronJob",
+            Kind::Service => "Service",
+            Kind::Ingress => "Ingress",
+            Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Role => "Role",
+            Kind::ClusterRole => "ClusterRole",
+            Kind::RoleBinding => "RoleBinding",
+            Kind::ClusterRoleBinding => "ClusterRoleBinding",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        Some(match kind {
+            "Namespace" => Kind::Namespace,
+            "Node" => Kind::Node,
+            "Pod" => Kind::Pod,
+            "Deployment" => Kind::Deployment,
+            "StatefulSet" => Kind::StatefulSet,
+            "DaemonSet" => Kind::DaemonSet,
+            "ReplicaSet" => Kind::ReplicaSet,
+            "Job" => Kind::Job,
+            "CronJob" => Kind::CronJob,
+            "Service" => Kind::Service,
+            "Ingress" => Kind::Ingress,
+            "NetworkPolicy" => Kind::NetworkPolicy,
+            "ServiceAccount" => Kind::ServiceAccount,
+            "Role" => Kind::Role,
+            "ClusterRole" => Kind::ClusterRole,
+            "RoleBinding" => Kind::RoleBinding,
+            "ClusterRoleBinding" => Kind::ClusterRoleBinding,
+            "ConfigMap" => Kind::ConfigMap,
+            "Secret" => Kind::Secret,
+            _ => return None,
+        })
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => "apps/v1",
+            Kind::Job | Kind::CronJob => "batch/v1",
+            Kind::Ingress | Kind::NetworkPolicy => "networking.k8s.io/v1",
+            Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+                "rbac.authorization.k8s.io/v1"
+            }
+            _ => "v1",
+        }
+    }
+
+    pub fn is_namespaced(self) -> bool {
+        !matches!(
+            self,
+            Kind::Namespace | Kind::Node | Kind::ClusterRole | Kind::ClusterRoleBinding
+        )
+    }
+
+    /// Kinds that run pods (a pod template or a pod spec).
+    pub fn is_workload(self) -> bool {
+        matches!(
+            self,
+            Kind::Pod
+                | Kind::Deployment
+                | Kind::StatefulSet
+                | Kind::DaemonSet
+                | Kind::ReplicaSet
+                | Kind::Job
+                | Kind::CronJob
+        )
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A Kubernetes object's identity: kind, namespace (none for cluster-scoped kinds), name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            kind,
+            namespace: if kind.is_namespaced() { namespace.map(str::to_owned) } else { None },
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn namespaced(kind: Kind, namespace: &str, name: &str) -> Self {
+        Self::new(kind, Some(namespace), name)
+    }
+
+    pub fn cluster(kind: Kind, name: &str) -> Self {
+        Self::new(kind, None, name)
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// Any asset: a Kubernetes object, or a cloud resource named by its provider's id
+/// (an ARN for AWS). Relations and findings use this, so cloud assets join the same
+/// graph as cluster objects.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssetId {
+    Kube(ObjectKey),
+    Cloud { provider: String, id: String },
+}
+
+impl fmt::Display for AssetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AssetId::Kube(key) => write!(f, "k8s:{key}"),
+            AssetId::Cloud { provider, id } => write!(f, "{provider}:{id}"),
+        }
+    }
+}
+
+/// A Kubernetes object held by the inventory. Shared, immutable snapshots.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Namespace(Arc<Namespace>),
+    Node(Arc<Node>),
+    Pod(Arc<Pod>),
+    Deployment(Arc<Deployment>),
+    StatefulSet(Arc<StatefulSet>),
+    DaemonSet(Arc<DaemonSet>),
+    ReplicaSet(Arc<ReplicaSet>),
+    Job(Arc<Job>),
+    CronJob(Arc<CronJob>),
+    Service(Arc<Service>),
+    Ingress(Arc<Ingress>),
+    NetworkPolicy(Arc<NetworkPolicy>),
+    ServiceAccount(Arc<ServiceAccount>),
+    Role(Arc<Role>),
+    ClusterRole(Arc<ClusterRole>),
+    RoleBinding(Arc<RoleBinding>),
+    ClusterRoleBinding(Arc<ClusterRoleBinding>),
+    ConfigMap(Arc<ConfigMap>),
+    Secret(Arc<Secret>),
+}
+
+macro_rules! each_object {
+    ($obj:expr, $inner:ident => $body:expr) => {
+        match $obj {
+            Object::Namespace($inner) => $body,
+            Object::Node($inner) => $body,
+            Object::Pod($inner) => $body,
+            Object::Deployment($inner) => $body,
+            Object::StatefulSet($inner) => $body,
+            Object::DaemonSet($inner) => $body,
+            Object::ReplicaSet($inner) => $body,
+            Object::Job($inner) => $body,
+            Object::CronJob($inner) => $body,
+            Object::Service($inner) => $body,
+            Object::Ingress($inner) => $body,
+            Object::NetworkPolicy($inner) => $body,
+            Object::ServiceAccount($inner) => $body,
+            Object::Role($inner) => $body,
+            Object::ClusterRole($inner) => $body,
+            Object::RoleBinding($inner) => $body,
+            Object::ClusterRoleBinding($inner) => $body,
+            Object::ConfigMap($inner) => $body,
+            Object::Secret($inner) => $body,
+        }
+    };
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Namespace(_) => Kind::Namespace,
+            Object::Node(_) => Kind::Node,
+            Object::Pod(_) => Kind::Pod,
+            Object::Deployment(_) => Kind::Deployment,
+            Object::StatefulSet(_) => Kind::StatefulSet,
+            Object::DaemonSet(_) => Kind::DaemonSet,
+            Object::ReplicaSet(_) => Kind::ReplicaSet,
+            Object::Job(_) => Kind::Job,
+            Object::CronJob(_) => Kind::CronJob,
+            Object::Service(_) => Kind::Service,
+            Object::Ingress(_) => Kind::Ingress,
+            Object::NetworkPolicy(_) => Kind::NetworkPolicy,
+            Object::ServiceAccount(_) => Kind::ServiceAccount,
+            Object::Role(_) => Kind::Role,
+            Object::ClusterRole(_) => Kind::ClusterRole,
+            Object::RoleBinding(_) => Kind::RoleBinding,
+            Object::ClusterRoleBinding(_) => Kind::ClusterRoleBinding,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn meta(&self) -> &ObjectMeta {
+        each_object!(self, o => &o.metadata)
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let meta = self.meta();
+        ObjectKey::new(
+            self.kind(),
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// Parses a JSON/YAML value of a known kind; `None` for other kinds.
+    pub fn from_value(value: serde_json::Value) -> Option<Result<Object, serde_json::Error>> {
+        let kind = Kind::parse(value.get("kind")?.as_str()?)?;
+        fn arc<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<Arc<T>, serde_json::Error> {
+            serde_json::from_value(v).map(Arc::new)
+        }
+        Some((|| {
+            Ok(match kind {
+                Kind::Namespace => Object::Namespace(arc(value)?),
+                Kind::Node => Object::Node(arc(value)?),
+                Kind::Pod => Object::Pod(arc(value)?),
+                Kind::Deployment => Object::Deployment(arc(value)?),
+                Kind::StatefulSet => Object::StatefulSet(arc(value)?),
+                Kind::DaemonSet => Object::DaemonSet(arc(value)?),
+                Kind::ReplicaSet => Object::ReplicaSet(arc(value)?),
+                Kind::Job => Object::Job(arc(value)?),
+                Kind::CronJob => Object::CronJob(arc(value)?),
+                Kind::Service => Object::Service(arc(value)?),
+                Kind::Ingress => Object::Ingress(arc(value)?),
+                Kind::NetworkPolicy => Object::NetworkPolicy(arc(value)?),
+                Kind::ServiceAccount => Object::ServiceAccount(arc(value)?),
+                Kind::Role => Object::Role(arc(value)?),
+                Kind::ClusterRole => Object::ClusterRole(arc(value)?),
+                Kind::RoleBinding => Object::RoleBinding(arc(value)?),
+                Kind::ClusterRoleBinding => Object::ClusterRoleBinding(arc(value)?),
+                Kind::ConfigMap => Object::ConfigMap(arc(value)?),
+                Kind::Secret => Object::Secret(arc(value)?),
+            })
+        })())
+    }
+}

@@ -1,0 +1,9 @@
+//! posture: a Kubernetes-native continuous security posture manager.
+//!
+//! The flow of `DESIGN.md`: collectors feed the [`inventory`]; [`rules`] judge it; the
+//! operator writes findings and tags; the CLI and the webhook run the same engine.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod inventory;
+pub mod rules;

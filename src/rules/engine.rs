@@ -1,0 +1,393 @@
+//! Runs the catalog per subject and keeps the results, so that a change re-evaluates
+//! only the subjects it can affect through the relations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use super::policy::PolicySet;
+use super::{Context, Hit, Rule, RuleConfig, SubjectKind, catalog};
+use crate::api::Severity;
+use crate::inventory::rbac::{RbacSubject, binding_parts};
+use crate::inventory::workload::controller_owner;
+use crate::inventory::{Inventory, Kind, Object, ObjectKey};
+
+/// One rule matched on one subject, with the governing policy applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawFinding {
+    pub rule: &'static str,
+    pub subject: ObjectKey,
+    pub severity: Severity,
+    pub hit: Hit,
+    /// `reason; expires=YYYY-MM-DD` of the exception that suppresses it.
+    pub suppressed_by: Option<String>,
+    /// `namespace/name` of the governing ScanPolicy.
+    pub policy: Option<String>,
+    /// Whether the governing policy wants workloads tagged.
+    pub tagging: bool,
+}
+
+/// Stable identity of a finding: sha256 of rule and subject, hex.
+pub fn fingerprint(rule: &str, subject: &ObjectKey) -> String {
+    let mut hash = Sha256::new();
+    for part in [rule, subject.kind.as_str(), subject.namespace().unwrap_or_default(), &subject.name] {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub type FindingKey = (ObjectKey, &'static str);
+
+pub struct Engine {
+    rules: Vec<Rule>,
+    config: RuleConfig,
+    by_subject: HashMap<SubjectKind, Vec<usize>>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(RuleConfig::default())
+    }
+}
+
+impl Engine {
+    pub fn new(config: RuleConfig) -> Self {
+        let rules = catalog();
+        let mut by_subject: HashMap<SubjectKind, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate() {
+            by_subject.entry(rule.meta.subject).or_default().push(i);
+        }
+        Self { rules, config, by_subject }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.meta.id == id)
+    }
+
+    /// Every subject the rules look at.
+    pub fn subjects(inventory: &Inventory) -> BTreeSet<ObjectKey> {
+        let mut subjects: BTreeSet<ObjectKey> = inventory.root_workloads().cloned().collect();
+        subjects.extend(inventory.services().cloned());
+        subjects.extend(inventory.ingresses().cloned());
+        subjects.extend(inventory.service_accounts());
+        subjects
+    }
+
+    /// All findings of one subject under its governing policy.
+    pub fn evaluate_subject(&self, inventory: &Inventory, policies: &PolicySet, subject: &ObjectKey) -> Vec<RawFinding> {
+        let Some(kind) = SubjectKind::of(subject) else { return Vec::new() };
+        // A pod or replica set under a known workload is judged through that workload.
+        if kind == SubjectKind::Workload && inventory.root_of(subject) != *subject {
+            return Vec::new();
+        }
+        let namespace = subject.namespace().unwrap_or_default();
+        let Some(policy) = policies.governing(namespace, inventory.namespace_labels(namespace)) else {
+            return Vec::new();
+        };
+        let ctx = Context { inventory, config: &self.config };
+        let mut out = Vec::new();
+        for &i in self.by_subject.get(&kind).into_iter().flatten() {
+            let rule = &self.rules[i];
+            if !policy.rule_enabled(&rule.meta) {
+                continue;
+            }
+            let Some(hit) = (rule.check)(&ctx, subject) else { continue };
+            let severity = policy.severity(&rule.meta, hit.severity.unwrap_or(rule.meta.severity));
+            let suppressed_by = policy
+                .exception_for(rule.meta.id, subject)
+                .map(|e| format!("{}; expires={}", e.reason, e.expires));
+            out.push(RawFinding {
+                rule: rule.meta.id,
+                subject: subject.clone(),
+                severity,
+                hit,
+                suppressed_by,
+                policy: policy.name.clone(),
+                tagging: policy.tagging_enabled(),
+            });
+        }
+        out
+    }
+
+    /// Subjects whose findings may change when `object` is added, changed or removed.
+    /// Call it with the old object before the change and with the new one after, and
+    /// re-evaluate the union.
+    pub fn affected_by(inventory: &Inventory, object: &Object) -> BTreeSet<ObjectKey> {
+        let key = object.key();
+        let mut out = BTreeSet::new();
+        match object {
+            o if key.kind.is_workload() => {
+                let root = match controller_owner(o) {
+                    Some(_) => inventory.root_of(&key),
+                    None => key.clone(),
+                };
+                if let Some(account) = crate::inventory::workload::service_account(o) {
+                    out.insert(account);
+                }
+                if let Some(root_object) = inventory.get(&root)
+                    && let Some(account) = crate::inventory::workload::service_account(root_object)
+                {
+                    out.insert(account);
+                }
+                for service in inventory.services_selecting(&root) {
+                    out.extend(inventory.ingresses_routing_to(&service));
+                    out.insert(service);
+                }
+                // The object itself (judged as its root) may not be in the inventory
+                // any more: selectors are checked against the object directly too.
+                if let Some(template) = crate::inventory::workload::pod_template(o) {
+                    let ns = key.namespace().unwrap_or_default();
+                    for service in inventory.services_in(ns) {
+                        if let Some(Object::Service(svc)) = inventory.get(service)
+                            && let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref())
+                            && crate::inventory::workload::selector_matches(selector, template.labels)
+                        {
+                            out.extend(inventory.ingresses_routing_to(service));
+                            out.insert(service.clone());
+                        }
+                    }
+                }
+                out.insert(root);
+                out.insert(key);
+            }
+            Object::Service(_) => {
+                out.extend(inventory.ingresses_routing_to(&key));
+                out.insert(key);
+            }
+            Object::Ingress(_) | Object::ServiceAccount(_) => {
+                out.insert(key);
+            }
+            Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
+                out.extend(accounts_of_binding(inventory, object));
+            }
+            Object::Role(_) | Object::ClusterRole(_) => {
+                for binding in inventory.bindings_of_role(&key) {
+                    if let Some(b) = inventory.get(binding) {
+                        out.extend(accounts_of_binding(inventory, b));
+                    }
+                }
+            }
+            Object::Namespace(_) => {
+                // Labels decide which policy governs: everything in it.
+                out.extend(
+                    inventory
+                        .objects_in(&key.name)
+                        .filter(|k| SubjectKind::of(k).is_some())
+                        .cloned(),
+                );
+                out.extend(inventory.service_accounts().into_iter().filter(|a| a.namespace() == Some(&key.name)));
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// Accounts a binding object grants to; works for objects not (or no longer) in the
+/// inventory.
+fn accounts_of_binding(inventory: &Inventory, binding: &Object) -> BTreeSet<ObjectKey> {
+    let key = binding.key();
+    let mut out = BTreeSet::new();
+    let Some((subjects, _, _)) = binding_parts(binding) else { return out };
+    let mut accounts = None;
+    for subject in subjects.iter().filter_map(|s| RbacSubject::from_subject(s, key.namespace())) {
+        match subject {
+            RbacSubject::ServiceAccount { namespace, name } => {
+                out.insert(ObjectKey::namespaced(Kind::ServiceAccount, &namespace, &name));
+            }
+            RbacSubject::Group(group) => {
+                let all = accounts.get_or_insert_with(|| inventory.service_accounts());
+                let every = group == "system:serviceaccounts" || group == "system:authenticated";
+                let ns = group.strip_prefix("system:serviceaccounts:");
+                out.extend(
+                    all.iter()
+                        .filter(|a| every || ns.is_some_and(|ns| a.namespace() == Some(ns)))
+                        .cloned(),
+                );
+            }
+            RbacSubject::User(_) => {}
+        }
+    }
+    out
+}
+
+/// What changed in an [`Evaluation`] update.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EvaluationDiff {
+    /// New or changed findings.
+    pub upserted: Vec<FindingKey>,
+    /// Findings whose condition no longer holds.
+    pub resolved: Vec<RawFinding>,
+    /// Workloads whose tags may have changed.
+    pub workloads: BTreeSet<ObjectKey>,
+}
+
+impl EvaluationDiff {
+    pub fn is_empty(&self) -> bool {
+        self.upserted.is_empty() && self.resolved.is_empty()
+    }
+}
+
+/// The current findings of an inventory, kept up to date subject by subject.
+#[derive(Debug, Default, Clone)]
+pub struct Evaluation {
+    findings: BTreeMap<FindingKey, RawFinding>,
+    by_subject: HashMap<ObjectKey, Vec<&'static str>>,
+    /// Finding keys by the workloads they tag.
+    by_workload: HashMap<ObjectKey, BTreeSet<FindingKey>>,
+}
+
+impl Evaluation {
+    /// Evaluates every subject.
+    pub fn full(engine: &Engine, inventory: &Inventory, policies: &PolicySet) -> (Self, EvaluationDiff) {
+        let mut evaluation = Self::default();
+        let diff = evaluation.update(engine, inventory, policies, &Engine::subjects(inventory));
+        (evaluation, diff)
+    }
+
+    pub fn findings(&self) -> impl Iterator<Item = &RawFinding> {
+        self.findings.values()
+    }
+
+    pub fn get(&self, key: &FindingKey) -> Option<&RawFinding> {
+        self.findings.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.findings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Re-evaluates `subjects` and returns what changed.
+    pub fn update(
+        &mut self,
+        engine: &Engine,
+        inventory: &Inventory,
+        policies: &PolicySet,
+        subjects: &BTreeSet<ObjectKey>,
+    ) -> EvaluationDiff {
+        let mut diff = EvaluationDiff::default();
+        for subject in subjects {
+            let fresh = engine.evaluate_subject(inventory, policies, subject);
+            let old_rules = self.by_subject.remove(subject).unwrap_or_default();
+            let new_rules: Vec<&'static str> = fresh.iter().map(|f| f.rule).collect();
+            for rule in old_rules.iter().filter(|r| !new_rules.contains(r)) {
+                if let Some(old) = self.remove(&(subject.clone(), rule)) {
+                    diff.workloads.extend(old.hit.affected.iter().cloned());
+                    diff.resolved.push(old);
+                }
+            }
+            for finding in fresh {
+                let key = (subject.clone(), finding.rule);
+                if self.findings.get(&key) == Some(&finding) {
+                    continue;
+                }
+                if let Some(old) = self.remove(&key) {
+                    diff.workloads.extend(old.hit.affected.iter().cloned());
+                }
+                diff.workloads.extend(finding.hit.affected.iter().cloned());
+                for workload in &finding.hit.affected {
+                    self.by_workload.entry(workload.clone()).or_default().insert(key.clone());
+                }
+                self.findings.insert(key.clone(), finding);
+                diff.upserted.push(key);
+            }
+            if !new_rules.is_empty() {
+                self.by_subject.insert(subject.clone(), new_rules);
+            }
+        }
+        diff
+    }
+
+    fn remove(&mut self, key: &FindingKey) -> Option<RawFinding> {
+        let old = self.findings.remove(key)?;
+        for workload in &old.hit.affected {
+            if let Some(set) = self.by_workload.get_mut(workload) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_workload.remove(workload);
+                }
+            }
+        }
+        Some(old)
+    }
+
+    /// The tag state of a workload: tags of its open, tagging findings, their rule ids
+    /// and the worst severity.
+    pub fn tags_of(&self, workload: &ObjectKey) -> WorkloadTags {
+        let mut tags = WorkloadTags::default();
+        for key in self.by_workload.get(workload).into_iter().flatten() {
+            let Some(finding) = self.findings.get(key) else { continue };
+            if finding.suppressed_by.is_some() || !finding.tagging {
+                continue;
+            }
+            let meta = rule_meta(finding.rule);
+            tags.tags.extend(meta.map(|m| m.tags.iter().map(|t| t.to_string())).into_iter().flatten());
+            tags.rules.insert(finding.rule.to_owned());
+            tags.worst = tags.worst.max(Some(finding.severity));
+        }
+        tags
+    }
+}
+
+fn rule_meta(id: &str) -> Option<&'static super::RuleMeta> {
+    static CATALOG: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(catalog).iter().find(|r| r.meta.id == id).map(|r| &r.meta)
+}
+
+/// Tags a workload should carry.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WorkloadTags {
+    pub tags: BTreeSet<String>,
+    pub rules: BTreeSet<String>,
+    pub worst: Option<Severity>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::policy::Policy;
+    use crate::rules::testing::fixture;
+
+    #[test]
+    fn fingerprints_are_stable_and_distinct() {
+        let a = ObjectKey::namespaced(Kind::Service, "web", "front");
+        assert_eq!(fingerprint("public-loadbalancer", &a), fingerprint("public-loadbalancer", &a));
+        assert_ne!(fingerprint("public-loadbalancer", &a), fingerprint("public-nodeport", &a));
+        assert_eq!(fingerprint("x", &a).len(), 64);
+    }
+
+    #[test]
+    fn deleting_a_service_resolves_its_finding_and_only_re_evaluates_what_it_touches() {
+        let engine = Engine::default();
+        let policies = PolicySet::single(Policy::allow_all());
+        let mut inventory = fixture("exposure-fail.yaml");
+        let (mut evaluation, first) = Evaluation::full(&engine, &inventory, &policies);
+        assert!(!first.upserted.is_empty());
+        let web = ObjectKey::namespaced(Kind::Deployment, "shop", "web");
+        assert!(evaluation.tags_of(&web).tags.contains("isPublic"));
+
+        let lb = ObjectKey::namespaced(Kind::Service, "shop", "web-public");
+        let old = inventory.delete(&lb).expect("present");
+        let subjects = Engine::affected_by(&inventory, &old);
+        assert!(subjects.contains(&lb));
+        assert!(!subjects.contains(&web), "a Service change does not re-evaluate workloads");
+        let diff = evaluation.update(&engine, &inventory, &policies, &subjects);
+        assert_eq!(diff.resolved.len(), 1);
+        assert_eq!(diff.resolved[0].rule, "public-loadbalancer");
+        assert!(diff.workloads.contains(&web));
+        // The Ingress still routes to web: the tag stays.
+        assert!(evaluation.tags_of(&web).tags.contains("isPublic"));
+
+        // Nothing else changes on a second update of the same subjects.
+        assert!(evaluation.update(&engine, &inventory, &policies, &subjects).is_empty());
+    }
+}

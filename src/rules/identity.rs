@@ -1,0 +1,225 @@
+//! Over-privileged identity: ServiceAccounts whose effective RBAC permissions (every
+//! binding, direct or through groups such as `system:serviceaccounts`) allow taking
+//! over the cluster or reading what they should not. Tag `HighlyPermissiveRole` on every
+//! workload that runs as such an account, Job and CronJob templates included.
+
+use super::{CIS, Context, Hit, NIST, NSA, Rule, RuleMeta, SubjectKind};
+use crate::api::{Category, Severity};
+use crate::inventory::rbac::{Grant, GrantScope, allows, grants_for_service_account, is_wildcard};
+use crate::inventory::ObjectKey;
+
+const TAGS: &[&str] = &["HighlyPermissiveRole"];
+const FRAMEWORKS: &[(&str, &str)] = &[
+    (NIST, "PR.AA-05"),
+    (CIS, "5.1 RBAC and Service Accounts"),
+    (NSA, "Authentication and authorization"),
+];
+
+/// A permission check: (verb, API group, resource) triples, any of which counts.
+struct Permission {
+    any_of: &'static [(&'static str, &'static str, &'static str)],
+    cluster_wide_only: bool,
+}
+
+macro_rules! rbac_rule {
+    ($id:literal, $title:literal, $severity:expr, $remediation:literal, $frameworks:expr, $check:ident) => {
+        Rule {
+            meta: RuleMeta {
+                id: $id,
+                title: $title,
+                severity: $severity,
+                category: Category::OverPrivilegedIdentity,
+                remediation: $remediation,
+                tags: TAGS,
+                frameworks: $frameworks,
+                subject: SubjectKind::ServiceAccount,
+            },
+            check: $check,
+        }
+    };
+}
+
+pub fn rules() -> Vec<Rule> {
+    vec![
+        rbac_rule!("rbac-cluster-admin", "ServiceAccount bound to cluster-admin", Severity::Critical,
+            "Bind a Role with only the verbs and resources the workload uses instead of cluster-admin.",
+            &[(CIS, "5.1.1"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], cluster_admin),
+        rbac_rule!("rbac-wildcard", "ServiceAccount holds wildcard verbs or resources", Severity::High,
+            "Replace '*' in verbs and resources with the explicit list the workload needs.",
+            &[(CIS, "5.1.3"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], wildcard),
+        rbac_rule!("rbac-escalate-bind-impersonate", "ServiceAccount can escalate, bind or impersonate", Severity::High,
+            "Remove escalate and bind on roles and impersonate on users, groups and serviceaccounts; these let the holder grant itself any permission.",
+            &[(CIS, "5.1.8"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], escalate_bind_impersonate),
+        rbac_rule!("rbac-secrets-read", "ServiceAccount can read Secrets cluster-wide", Severity::High,
+            "Grant get/list/watch on secrets only in the namespace that needs them, by name (resourceNames) where possible.",
+            &[(CIS, "5.1.2"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], secrets_read),
+        rbac_rule!("rbac-pods-exec", "ServiceAccount can exec into pods", Severity::High,
+            "Remove create on pods/exec; debugging access belongs to people through short-lived bindings.",
+            FRAMEWORKS, pods_exec),
+        rbac_rule!("rbac-nodes-proxy", "ServiceAccount can use the nodes/proxy subresource", Severity::High,
+            "Remove nodes/proxy: it reaches the kubelet API directly, bypassing admission and audit.",
+            FRAMEWORKS, nodes_proxy),
+        rbac_rule!("rbac-token-create", "ServiceAccount can create tokens for other ServiceAccounts", Severity::High,
+            "Remove create on serviceaccounts/token; it mints credentials for any account in scope.",
+            &[(CIS, "5.1.6"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], token_create),
+        rbac_rule!("rbac-webhook-write", "ServiceAccount can change admission webhook configurations", Severity::High,
+            "Remove write verbs on validating/mutatingwebhookconfigurations; they can switch off admission control or intercept every object.",
+            FRAMEWORKS, webhook_write),
+    ]
+}
+
+/// The grants of the account that satisfy the permission, and the workloads at risk.
+fn check_permission(ctx: &Context<'_>, key: &ObjectKey, permission: &Permission, what: &str) -> Option<Hit> {
+    let grants = grants_for_service_account(ctx.inventory, key);
+    let matching: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| !permission.cluster_wide_only || g.scope == GrantScope::Cluster)
+        .filter(|g| permission.any_of.iter().any(|(verb, group, resource)| allows(&g.rule, verb, group, resource)))
+        .collect();
+    hit_for(ctx, key, &matching, what)
+}
+
+fn hit_for(ctx: &Context<'_>, key: &ObjectKey, grants: &[&Grant], what: &str) -> Option<Hit> {
+    let first = grants.first()?;
+    let scope = if grants.iter().any(|g| g.scope == GrantScope::Cluster) {
+        "cluster-wide".to_owned()
+    } else {
+        match &first.scope {
+            GrantScope::Namespace(ns) => format!("in namespace {ns}"),
+            GrantScope::Cluster => "cluster-wide".to_owned(),
+        }
+    };
+    let mut via: Vec<String> = grants.iter().map(|g| format!("{} via {}/{}", g.role, g.binding.kind, g.binding.name)).collect();
+    via.sort();
+    via.dedup();
+    let workloads: Vec<ObjectKey> = ctx.inventory.workloads_running_as(key).cloned().collect();
+    let mut message = format!(
+        "ServiceAccount {}/{} {what} {scope} ({})",
+        key.namespace().unwrap_or_default(),
+        key.name,
+        via.join("; ")
+    );
+    if !workloads.is_empty() {
+        let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.kind, w.name)).collect();
+        message.push_str(&format!("; used by {}", names.join(", ")));
+    }
+    Some(Hit::new(message).evidence("grantedBy", via.join("; ")).affected(workloads))
+}
+
+fn cluster_admin(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let grants = grants_for_service_account(ctx.inventory, key);
+    let matching: Vec<&Grant> = grants.iter().filter(|g| g.role == "ClusterRole/cluster-admin").collect();
+    let hit = hit_for(ctx, key, &matching, "is bound to cluster-admin")?;
+    // A RoleBinding to cluster-admin is admin of one namespace, not of the cluster.
+    if matching.iter().all(|g| g.scope != GrantScope::Cluster) {
+        return Some(hit.severity(Severity::High));
+    }
+    Some(hit)
+}
+
+fn wildcard(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let grants = grants_for_service_account(ctx.inventory, key);
+    let matching: Vec<&Grant> = grants.iter().filter(|g| is_wildcard(&g.rule)).collect();
+    hit_for(ctx, key, &matching, "holds wildcard permissions")
+}
+
+fn escalate_bind_impersonate(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    const G: &str = "rbac.authorization.k8s.io";
+    check_permission(ctx, key, &Permission {
+        any_of: &[
+            ("escalate", G, "roles"), ("escalate", G, "clusterroles"),
+            ("bind", G, "roles"), ("bind", G, "clusterroles"),
+            ("impersonate", "", "users"), ("impersonate", "", "groups"), ("impersonate", "", "serviceaccounts"),
+            ("impersonate", "authentication.k8s.io", "userextras"), ("impersonate", "authentication.k8s.io", "uids"),
+        ],
+        cluster_wide_only: false,
+    }, "can escalate, bind or impersonate")
+}
+
+fn secrets_read(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(ctx, key, &Permission {
+        any_of: &[("get", "", "secrets"), ("list", "", "secrets"), ("watch", "", "secrets")],
+        cluster_wide_only: true,
+    }, "can read Secrets")
+}
+
+fn pods_exec(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(ctx, key, &Permission { any_of: &[("create", "", "pods/exec")], cluster_wide_only: false }, "can exec into pods")
+}
+
+fn nodes_proxy(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(ctx, key, &Permission {
+        any_of: &[("get", "", "nodes/proxy"), ("create", "", "nodes/proxy")],
+        cluster_wide_only: false,
+    }, "can reach kubelets through nodes/proxy")
+}
+
+fn token_create(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(ctx, key, &Permission { any_of: &[("create", "", "serviceaccounts/token")], cluster_wide_only: false }, "can create ServiceAccount tokens")
+}
+
+fn webhook_write(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    const G: &str = "admissionregistration.k8s.io";
+    check_permission(ctx, key, &Permission {
+        any_of: &[
+            ("create", G, "validatingwebhookconfigurations"), ("update", G, "validatingwebhookconfigurations"),
+            ("patch", G, "validatingwebhookconfigurations"), ("delete", G, "validatingwebhookconfigurations"),
+            ("create", G, "mutatingwebhookconfigurations"), ("update", G, "mutatingwebhookconfigurations"),
+            ("patch", G, "mutatingwebhookconfigurations"), ("delete", G, "mutatingwebhookconfigurations"),
+        ],
+        cluster_wide_only: false,
+    }, "can change admission webhook configurations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fixture, run};
+    use crate::api::Severity;
+
+    fn names(hits: &[(crate::inventory::ObjectKey, super::Hit)]) -> Vec<String> {
+        hits.iter().map(|(k, _)| k.name.clone()).collect()
+    }
+
+    #[test]
+    fn cluster_admin_through_a_cluster_role_binding_is_critical_and_tags_its_workloads() {
+        let hits = run("rbac-cluster-admin", &fixture("identity-fail.yaml"));
+        let admin = hits.iter().find(|(k, _)| k.name == "admin-bot").expect("admin-bot found");
+        assert_eq!(admin.1.severity, None, "default Critical");
+        assert_eq!(admin.1.affected.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["admin-bot", "nightly"]);
+        assert!(run("rbac-cluster-admin", &fixture("identity-pass.yaml")).is_empty());
+    }
+
+    #[test]
+    fn cluster_admin_in_one_namespace_is_high() {
+        let hits = run("rbac-cluster-admin", &fixture("identity-fail.yaml"));
+        let ns_admin = hits.iter().find(|(k, _)| k.name == "ns-admin").expect("ns-admin found");
+        assert_eq!(ns_admin.1.severity, Some(Severity::High));
+    }
+
+    #[test]
+    fn group_bindings_reach_every_service_account_of_the_namespace() {
+        let hits = run("rbac-pods-exec", &fixture("identity-fail.yaml"));
+        let mut found = names(&hits);
+        found.sort();
+        // `execers` is bound to system:serviceaccounts:team-a, so every account there.
+        assert!(found.contains(&"default".to_owned()) && found.contains(&"reader".to_owned()), "{found:?}");
+    }
+
+    #[test]
+    fn each_dangerous_permission_is_found_and_least_privilege_passes() {
+        let fail = fixture("identity-fail.yaml");
+        let pass = fixture("identity-pass.yaml");
+        for rule in [
+            "rbac-wildcard",
+            "rbac-escalate-bind-impersonate",
+            "rbac-secrets-read",
+            "rbac-pods-exec",
+            "rbac-nodes-proxy",
+            "rbac-token-create",
+            "rbac-webhook-write",
+        ] {
+            assert!(!run(rule, &fail).is_empty(), "{rule} should fail on identity-fail.yaml");
+            assert!(run(rule, &pass).is_empty(), "{rule} should pass on identity-pass.yaml: {:?}", run(rule, &pass));
+        }
+    }
+}

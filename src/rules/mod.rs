@@ -1,0 +1,157 @@
+//! The rule catalog and the engine. A rule is data ([`RuleMeta`]) plus one small pure
+//! function over the inventory; the engine runs them per subject so that a change
+//! re-evaluates only the subjects it can affect. The operator, `posture scan` and the
+//! webhook all use this engine.
+
+mod config;
+mod engine;
+mod exposure;
+mod identity;
+pub mod policy;
+mod privileged;
+
+pub use config::{RiskyPort, RuleConfig};
+pub use engine::{Engine, Evaluation, EvaluationDiff, RawFinding, fingerprint};
+
+use crate::api::{Category, Severity};
+use crate::inventory::{Inventory, Kind, ObjectKey};
+
+/// What a rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    Service,
+    Ingress,
+    ServiceAccount,
+    /// A root workload: Deployment, StatefulSet, DaemonSet, CronJob, or a Job, ReplicaSet
+    /// or Pod that no other workload controls.
+    Workload,
+}
+
+impl SubjectKind {
+    pub fn of(key: &ObjectKey) -> Option<SubjectKind> {
+        match key.kind {
+            Kind::Service => Some(SubjectKind::Service),
+            Kind::Ingress => Some(SubjectKind::Ingress),
+            Kind::ServiceAccount => Some(SubjectKind::ServiceAccount),
+            k if k.is_workload() => Some(SubjectKind::Workload),
+            _ => None,
+        }
+    }
+}
+
+/// Framework names used in mappings.
+pub const CIS: &str = "CIS Kubernetes Benchmark";
+pub const NSA: &str = "NSA/CISA Kubernetes Hardening Guidance";
+pub const NIST: &str = "NIST CSF 2.0";
+
+/// A rule's description: everything but its logic.
+#[derive(Debug)]
+pub struct RuleMeta {
+    /// Stable id, lower-case words joined by hyphens (usable as a label value).
+    pub id: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    pub category: Category,
+    pub remediation: &'static str,
+    /// Tags put on the affected workloads.
+    pub tags: &'static [&'static str],
+    /// (framework, control) pairs.
+    pub frameworks: &'static [(&'static str, &'static str)],
+    pub subject: SubjectKind,
+}
+
+/// What a rule found on one subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub message: String,
+    /// A severity other than the rule's default (a risky port raises it, say).
+    pub severity: Option<Severity>,
+    pub evidence: Vec<(String, String)>,
+    /// Workloads that carry the rule's tags.
+    pub affected: Vec<ObjectKey>,
+}
+
+impl Hit {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            severity: None,
+            evidence: Vec::new(),
+            affected: Vec::new(),
+        }
+    }
+
+    pub fn evidence(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.evidence.push((key.to_owned(), value.into()));
+        self
+    }
+
+    pub fn affected(mut self, workloads: Vec<ObjectKey>) -> Self {
+        self.affected = workloads;
+        self
+    }
+
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = Some(severity);
+        self
+    }
+}
+
+/// What a rule function sees.
+pub struct Context<'a> {
+    pub inventory: &'a Inventory,
+    pub config: &'a RuleConfig,
+}
+
+pub type Check = fn(&Context<'_>, &ObjectKey) -> Option<Hit>;
+
+pub struct Rule {
+    pub meta: RuleMeta,
+    pub check: Check,
+}
+
+/// Every rule, in catalog order.
+pub fn catalog() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    rules.extend(exposure::rules());
+    rules.extend(identity::rules());
+    rules.extend(privileged::rules());
+    rules
+}
+
+/// Test helpers shared by the rule modules: an inventory from YAML fixtures.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::inventory::Object;
+
+    pub fn inventory(yaml: &str) -> Inventory {
+        let mut inventory = Inventory::new();
+        for doc in yaml.split("\n---\n") {
+            if doc.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value = serde_yaml_ng::from_str(doc).expect("fixture YAML");
+            let object = Object::from_value(value).expect("known kind").expect("valid object");
+            inventory.apply(object);
+        }
+        inventory
+    }
+
+    pub fn fixture(name: &str) -> Inventory {
+        let path = format!("{}/tests/fixtures/rules/{name}", env!("CARGO_MANIFEST_DIR"));
+        inventory(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+
+    /// Runs one rule over every subject of its kind; returns (subject, hit) pairs.
+    pub fn run(rule_id: &str, inventory: &Inventory) -> Vec<(ObjectKey, Hit)> {
+        let config = RuleConfig::default();
+        let rule = catalog().into_iter().find(|r| r.meta.id == rule_id).expect("rule id");
+        let ctx = Context { inventory, config: &config };
+        Engine::subjects(inventory)
+            .into_iter()
+            .filter(|s| SubjectKind::of(s) == Some(rule.meta.subject))
+            .filter_map(|s| (rule.check)(&ctx, &s).map(|h| (s, h)))
+            .collect()
+    }
+}
