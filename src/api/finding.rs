@@ -1,6 +1,10 @@
 //! `Finding`: one rule matched on one subject. Named by a stable fingerprint so a rescan
 //! rewrites the same object instead of adding one.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated
+// `type_ = ...` inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +24,11 @@ use super::{Category, Severity};
     printcolumn(name = "Rule", type_ = "string", json_path = ".spec.rule"),
     printcolumn(name = "Subject", type_ = "string", json_path = ".spec.subject.ref"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FindingSpec {
@@ -59,7 +67,9 @@ pub struct FindingSpec {
 }
 
 /// A Kubernetes object, or a cloud resource by its id (an ARN).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct SubjectRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,7 +103,9 @@ pub struct FrameworkRef {
     pub control: String,
 }
 
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum FindingState {
     #[default]
     Open,

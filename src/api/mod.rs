@@ -15,8 +15,8 @@ pub use scan_policy::{
     SeverityCounts, SeverityOverride, SubjectMatch, TaggingSettings,
 };
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 pub const GROUP: &str = "posture.dev";
 pub const VERSION: &str = "v1alpha1";

@@ -1,6 +1,10 @@
 //! `ScanPolicy`: what posture scans, which rules apply, and what it does with findings.
 //! Every field is optional; `spec: {}` covers the whole cluster with every rule on.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated
+// `type_ = ...` inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -17,11 +21,27 @@ use super::{Category, Severity};
     shortname = "sp",
     status = "ScanPolicyStatus",
     doc = "What posture scans, which rules apply, and what happens to findings. spec: {} covers the whole cluster with every rule on.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Critical", type_ = "integer", json_path = ".status.counts.critical"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Critical",
+        type_ = "integer",
+        json_path = ".status.counts.critical"
+    ),
     printcolumn(name = "High", type_ = "integer", json_path = ".status.counts.high"),
-    printcolumn(name = "Last Evaluated", type_ = "date", json_path = ".status.lastEvaluation"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Last Evaluated",
+        type_ = "date",
+        json_path = ".status.lastEvaluation"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ScanPolicySpec {
@@ -34,6 +54,7 @@ pub struct ScanPolicySpec {
     /// Accepted risks: findings matching an exception are kept with state Suppressed.
     /// Each needs a reason and an expiry date; an expired exception stops suppressing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
     pub exceptions: Vec<Exception>,
     /// Labels and annotations on affected workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,9 +80,11 @@ pub struct Scope {
     pub namespace_selector: Option<LabelSelector>,
     /// Namespaces covered by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512), inner(length(max = 63)))]
     pub include_namespaces: Vec<String>,
     /// Namespaces never covered, whatever else matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512), inner(length(max = 63)))]
     pub exclude_namespaces: Vec<String>,
 }
 
@@ -72,12 +95,15 @@ pub struct Scope {
 pub struct RuleSettings {
     /// When set, only these rules and categories run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
     pub enable: Vec<String>,
     /// Rules and categories that never run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
     pub disable: Vec<String>,
     /// A different severity for some rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub severity_overrides: Vec<SeverityOverride>,
 }
 
@@ -85,7 +111,7 @@ pub struct RuleSettings {
 #[serde(rename_all = "camelCase")]
 pub struct SeverityOverride {
     /// Rule id, as listed by `posture rules`.
-    #[x_kube(validation = kube::core::Rule::new("self != ''").message("rule must name a rule id"))]
+    #[schemars(length(min = 1, max = 64))]
     pub rule: String,
     pub severity: Severity,
 }
@@ -95,16 +121,16 @@ pub struct SeverityOverride {
 #[serde(rename_all = "camelCase")]
 pub struct Exception {
     /// Rule id the exception applies to, or `*` for every rule.
-    #[x_kube(validation = kube::core::Rule::new("self != ''").message("rule must name a rule id or *"))]
+    #[schemars(length(min = 1, max = 64))]
     pub rule: String,
     /// Which subjects: fields left out match anything; `name` may end in `*`.
     #[serde(default)]
     pub subject: SubjectMatch,
     /// Why the risk is accepted (shown on the Finding and in admission warnings).
-    #[x_kube(validation = kube::core::Rule::new("self.trim() != ''").message("an exception needs a reason"))]
+    #[schemars(length(min = 1, max = 1024), pattern(r"\S"))]
     pub reason: String,
     /// Last day the exception holds, as YYYY-MM-DD (UTC).
-    #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}$')").message("expires must be a date like 2027-01-31"))]
+    #[schemars(pattern(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
     pub expires: String,
 }
 
@@ -113,11 +139,14 @@ pub struct Exception {
 pub struct SubjectMatch {
     /// Kind, e.g. Deployment, ServiceAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
     /// Name; a trailing `*` matches any suffix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
     pub name: Option<String>,
 }
 
@@ -174,7 +203,9 @@ fn default_minimum_severity() -> Severity {
     Severity::High
 }
 
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
 pub enum AdmissionMode {
     #[default]
     Enforce,
@@ -195,19 +226,22 @@ pub struct CloudSettings {
 pub struct AwsCloud {
     /// Accounts to collect; empty means the account of the Job's own credentials.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
     pub accounts: Vec<AwsAccount>,
     /// Regions to collect (IAM is global). Default: the Job's configured region.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 32)))]
     pub regions: Vec<String>,
     /// Cron schedule of the collector Job. Default: every 6 hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = kube::core::Rule::new("self.split(' ').size() == 5").message("schedule must be a 5-field cron expression"))]
+    #[schemars(pattern(r"^\S+( +\S+){4}$"))]
     pub schedule: Option<String>,
     /// ServiceAccount the Job runs as (carry the IRSA annotation here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Account ids trusted in role trust policies; other accounts are external.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500), inner(pattern(r"^[0-9]{12}$")))]
     pub known_accounts: Vec<String>,
 }
 
@@ -215,7 +249,7 @@ pub struct AwsCloud {
 #[serde(rename_all = "camelCase")]
 pub struct AwsAccount {
     /// 12-digit account id.
-    #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]{12}$')").message("an AWS account id has 12 digits"))]
+    #[schemars(pattern(r"^[0-9]{12}$"))]
     pub id: String,
     /// Role to assume in that account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,13 +265,15 @@ pub struct FindingsSettings {
     /// How long a Resolved finding is kept before it is deleted, e.g. `168h`, `30m`.
     /// Default 168h (a week).
     #[serde(default = "default_retention")]
-    #[x_kube(validation = kube::core::Rule::new("self.matches('^[0-9]+(s|m|h|d)$')").message("retention is a number followed by s, m, h or d, e.g. 168h"))]
+    #[schemars(pattern(r"^[0-9]+(s|m|h|d)$"))]
     pub retention: String,
 }
 
 impl Default for FindingsSettings {
     fn default() -> Self {
-        Self { retention: default_retention() }
+        Self {
+            retention: default_retention(),
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::model::{AssetId, Kind, Object, ObjectKey};
 use super::rbac::{RbacSubject, binding_parts, role_key};
-use super::workload::{consumed_config, controller_owner, pod_template, selector_matches, service_account};
+use super::workload::{
+    consumed_config, controller_owner, pod_template, selector_matches, service_account,
+};
 
 /// How two assets relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,7 +67,9 @@ pub struct Inventory {
 }
 
 fn add(map: &mut HashMap<String, KeySet>, ns: Option<&str>, key: &ObjectKey) {
-    map.entry(ns.unwrap_or_default().to_owned()).or_default().insert(key.clone());
+    map.entry(ns.unwrap_or_default().to_owned())
+        .or_default()
+        .insert(key.clone());
 }
 
 fn remove<K: std::hash::Hash + Eq>(map: &mut HashMap<K, KeySet>, index: &K, key: &ObjectKey) {
@@ -116,7 +120,12 @@ impl Inventory {
 
     /// Replaces every object of `kind` (a watch re-list).
     pub fn replace_kind(&mut self, kind: Kind, objects: Vec<Object>) {
-        let stale: Vec<ObjectKey> = self.objects.keys().filter(|k| k.kind == kind).cloned().collect();
+        let stale: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.kind == kind)
+            .cloned()
+            .collect();
         for key in stale {
             self.delete(&key);
         }
@@ -136,7 +145,10 @@ impl Inventory {
                 None => {
                     add(&mut self.roots_by_ns, ns, key);
                     if let Some(account) = service_account(object) {
-                        self.workloads_by_account.entry(account).or_default().insert(key.clone());
+                        self.workloads_by_account
+                            .entry(account)
+                            .or_default()
+                            .insert(key.clone());
                     }
                 }
             }
@@ -149,11 +161,20 @@ impl Inventory {
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
-                for subject in subjects.iter().filter_map(|s| RbacSubject::from_subject(s, ns)) {
-                    self.bindings_by_subject.entry(subject).or_default().insert(key.clone());
+                for subject in subjects
+                    .iter()
+                    .filter_map(|s| RbacSubject::from_subject(s, ns))
+                {
+                    self.bindings_by_subject
+                        .entry(subject)
+                        .or_default()
+                        .insert(key.clone());
                 }
                 if let Some(role) = role_key(role_ref, ns) {
-                    self.bindings_by_role.entry(role).or_default().insert(key.clone());
+                    self.bindings_by_role
+                        .entry(role)
+                        .or_default()
+                        .insert(key.clone());
                 }
             }
             _ => {}
@@ -182,7 +203,10 @@ impl Inventory {
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
-                for subject in subjects.iter().filter_map(|s| RbacSubject::from_subject(s, key.namespace())) {
+                for subject in subjects
+                    .iter()
+                    .filter_map(|s| RbacSubject::from_subject(s, key.namespace()))
+                {
                     remove(&mut self.bindings_by_subject, &subject, key);
                 }
                 if let Some(role) = role_key(role_ref, key.namespace()) {
@@ -200,7 +224,9 @@ impl Inventory {
     pub fn root_of(&self, key: &ObjectKey) -> ObjectKey {
         let mut current = key.clone();
         for _ in 0..4 {
-            let Some(owner) = self.objects.get(&current).and_then(controller_owner) else { break };
+            let Some(owner) = self.objects.get(&current).and_then(controller_owner) else {
+                break;
+            };
             if !self.objects.contains_key(&owner) {
                 break;
             }
@@ -261,7 +287,9 @@ impl Inventory {
 
     /// Root workloads whose pods a Service selects.
     pub fn workloads_selected_by(&self, service: &ObjectKey) -> Vec<ObjectKey> {
-        let Some(Object::Service(svc)) = self.objects.get(service) else { return Vec::new() };
+        let Some(Object::Service(svc)) = self.objects.get(service) else {
+            return Vec::new();
+        };
         let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
             return Vec::new();
         };
@@ -279,11 +307,19 @@ impl Inventory {
 
     /// Services an Ingress routes to (same namespace), whether or not they exist.
     pub fn services_behind(&self, ingress: &ObjectKey) -> Vec<ObjectKey> {
-        let Some(Object::Ingress(ing)) = self.objects.get(ingress) else { return Vec::new() };
+        let Some(Object::Ingress(ing)) = self.objects.get(ingress) else {
+            return Vec::new();
+        };
         let ns = ingress.namespace().unwrap_or_default();
-        let Some(spec) = &ing.spec else { return Vec::new() };
+        let Some(spec) = &ing.spec else {
+            return Vec::new();
+        };
         let mut names: BTreeSet<&str> = BTreeSet::new();
-        if let Some(svc) = spec.default_backend.as_ref().and_then(|b| b.service.as_ref()) {
+        if let Some(svc) = spec
+            .default_backend
+            .as_ref()
+            .and_then(|b| b.service.as_ref())
+        {
             names.insert(&svc.name);
         }
         for rule in spec.rules.iter().flatten() {
@@ -333,13 +369,24 @@ impl Inventory {
     /// ServiceAccounts a binding grants to (groups expanded to the known accounts).
     pub fn accounts_bound_by(&self, binding: &ObjectKey) -> BTreeSet<ObjectKey> {
         let mut out = BTreeSet::new();
-        let Some(object) = self.objects.get(binding) else { return out };
-        let Some((subjects, _, _)) = binding_parts(object) else { return out };
+        let Some(object) = self.objects.get(binding) else {
+            return out;
+        };
+        let Some((subjects, _, _)) = binding_parts(object) else {
+            return out;
+        };
         let accounts = self.service_accounts();
-        for subject in subjects.iter().filter_map(|s| RbacSubject::from_subject(s, binding.namespace())) {
+        for subject in subjects
+            .iter()
+            .filter_map(|s| RbacSubject::from_subject(s, binding.namespace()))
+        {
             match subject {
                 RbacSubject::ServiceAccount { namespace, name } => {
-                    out.insert(ObjectKey::namespaced(Kind::ServiceAccount, &namespace, &name));
+                    out.insert(ObjectKey::namespaced(
+                        Kind::ServiceAccount,
+                        &namespace,
+                        &name,
+                    ));
                 }
                 RbacSubject::Group(group) => {
                     let all = group == "system:serviceaccounts" || group == "system:authenticated";
@@ -362,7 +409,11 @@ impl Inventory {
         let kube = |k: &ObjectKey| AssetId::Kube(k.clone());
         let mut out = Vec::new();
         let mut push = |from: &ObjectKey, to: &ObjectKey, kind| {
-            out.push(Relation { from: kube(from), to: kube(to), kind })
+            out.push(Relation {
+                from: kube(from),
+                to: kube(to),
+                kind,
+            })
         };
         for service in self.services() {
             for workload in self.workloads_selected_by(service) {

@@ -138,7 +138,11 @@ impl ObjectKey {
     pub fn new(kind: Kind, namespace: Option<&str>, name: &str) -> Self {
         Self {
             kind,
-            namespace: if kind.is_namespaced() { namespace.map(str::to_owned) } else { None },
+            namespace: if kind.is_namespaced() {
+                namespace.map(str::to_owned)
+            } else {
+                None
+            },
             name: name.to_owned(),
         }
     }
@@ -274,7 +278,9 @@ impl Object {
     /// Parses a JSON/YAML value of a known kind; `None` for other kinds.
     pub fn from_value(value: serde_json::Value) -> Option<Result<Object, serde_json::Error>> {
         let kind = Kind::parse(value.get("kind")?.as_str()?)?;
-        fn arc<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<Arc<T>, serde_json::Error> {
+        fn arc<T: serde::de::DeserializeOwned>(
+            v: serde_json::Value,
+        ) -> Result<Arc<T>, serde_json::Error> {
             serde_json::from_value(v).map(Arc::new)
         }
         Some((|| {

@@ -54,7 +54,10 @@ impl RbacSubject {
     /// The subjects a ServiceAccount is known as: itself and its groups.
     pub fn for_service_account(namespace: &str, name: &str) -> [RbacSubject; 4] {
         [
-            RbacSubject::ServiceAccount { namespace: namespace.into(), name: name.into() },
+            RbacSubject::ServiceAccount {
+                namespace: namespace.into(),
+                name: name.into(),
+            },
             RbacSubject::Group("system:serviceaccounts".into()),
             RbacSubject::Group(format!("system:serviceaccounts:{namespace}")),
             RbacSubject::Group("system:authenticated".into()),
@@ -72,7 +75,11 @@ fn parse_sa_username(user: &str) -> Option<(String, String)> {
 pub fn role_key(role_ref: &RoleRef, binding_namespace: Option<&str>) -> Option<ObjectKey> {
     match role_ref.kind.as_str() {
         "ClusterRole" => Some(ObjectKey::cluster(Kind::ClusterRole, &role_ref.name)),
-        "Role" => Some(ObjectKey::namespaced(Kind::Role, binding_namespace?, &role_ref.name)),
+        "Role" => Some(ObjectKey::namespaced(
+            Kind::Role,
+            binding_namespace?,
+            &role_ref.name,
+        )),
         _ => None,
     }
 }
@@ -118,9 +125,15 @@ pub fn grants_for_service_account(inventory: &Inventory, account: &ObjectKey) ->
     let mut grants = Vec::new();
     for subject in RbacSubject::for_service_account(namespace, &account.name) {
         for binding_key in inventory.bindings_for(&subject) {
-            let Some(binding) = inventory.get(binding_key) else { continue };
-            let Some((_, role_ref, scope)) = binding_parts(binding) else { continue };
-            let Some(role) = role_key(role_ref, binding_key.namespace()) else { continue };
+            let Some(binding) = inventory.get(binding_key) else {
+                continue;
+            };
+            let Some((_, role_ref, scope)) = binding_parts(binding) else {
+                continue;
+            };
+            let Some(role) = role_key(role_ref, binding_key.namespace()) else {
+                continue;
+            };
             let rules = match inventory.get(&role) {
                 Some(Object::ClusterRole(r)) => r.rules.clone().unwrap_or_default(),
                 Some(Object::Role(r)) => r.rules.clone().unwrap_or_default(),
@@ -164,6 +177,5 @@ pub fn allows(rule: &PolicyRule, verb: &str, group: &str, resource: &str) -> boo
 
 /// Whether the rule holds a wildcard verb or resource.
 pub fn is_wildcard(rule: &PolicyRule) -> bool {
-    rule.verbs.iter().any(|v| v == "*")
-        || rule.resources.iter().flatten().any(|r| r == "*")
+    rule.verbs.iter().any(|v| v == "*") || rule.resources.iter().flatten().any(|r| r == "*")
 }

@@ -19,27 +19,45 @@ pub fn pod_template(object: &Object) -> Option<PodTemplate<'_>> {
         Object::Pod(p) => (p.metadata.labels.as_ref(), p.spec.as_ref()?),
         Object::Deployment(d) => {
             let t = &d.spec.as_ref()?.template;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         Object::StatefulSet(s) => {
             let t = &s.spec.as_ref()?.template;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         Object::DaemonSet(s) => {
             let t = &s.spec.as_ref()?.template;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         Object::ReplicaSet(s) => {
             let t = s.spec.as_ref()?.template.as_ref()?;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         Object::Job(j) => {
             let t = &j.spec.as_ref()?.template;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         Object::CronJob(c) => {
             let t = &c.spec.as_ref()?.job_template.spec.as_ref()?.template;
-            (t.metadata.as_ref().and_then(|m| m.labels.as_ref()), t.spec.as_ref()?)
+            (
+                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
+                t.spec.as_ref()?,
+            )
         }
         _ => return None,
     };
@@ -98,7 +116,9 @@ pub fn all_containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
 
 /// ConfigMaps and Secrets the workload mounts or references in its environment.
 pub fn consumed_config(object: &Object) -> Vec<ObjectKey> {
-    let Some(template) = pod_template(object) else { return Vec::new() };
+    let Some(template) = pod_template(object) else {
+        return Vec::new();
+    };
     let namespace = object.meta().namespace.as_deref().unwrap_or("default");
     let cm = |name: &str| ObjectKey::namespaced(Kind::ConfigMap, namespace, name);
     let secret = |name: &str| ObjectKey::namespaced(Kind::Secret, namespace, name);
@@ -107,10 +127,18 @@ pub fn consumed_config(object: &Object) -> Vec<ObjectKey> {
         if let Some(c) = &volume.config_map {
             out.push(cm(&c.name));
         }
-        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+        if let Some(name) = volume
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref())
+        {
             out.push(secret(name));
         }
-        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+        for source in volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+        {
             if let Some(c) = &source.config_map {
                 out.push(cm(&c.name));
             }
@@ -129,7 +157,9 @@ pub fn consumed_config(object: &Object) -> Vec<ObjectKey> {
             }
         }
         for var in container.env.iter().flatten() {
-            let Some(source) = &var.value_from else { continue };
+            let Some(source) = &var.value_from else {
+                continue;
+            };
             if let Some(c) = &source.config_map_key_ref {
                 out.push(cm(&c.name));
             }

@@ -19,8 +19,8 @@ const RISKY_PORTS: &str = include_str!("../../config/risky-ports.yaml");
 
 impl Default for RuleConfig {
     fn default() -> Self {
-        let ports: Vec<RiskyPort> =
-            serde_yaml_ng::from_str(RISKY_PORTS).expect("config/risky-ports.yaml is valid (tested)");
+        let ports: Vec<RiskyPort> = serde_yaml_ng::from_str(RISKY_PORTS)
+            .expect("config/risky-ports.yaml is valid (tested)");
         Self::with_risky_ports(ports)
     }
 }
@@ -34,7 +34,10 @@ impl RuleConfig {
 
     /// The service usually behind a risky port, e.g. `22` → `SSH`.
     pub fn risky_port(&self, port: i32) -> Option<&str> {
-        u16::try_from(port).ok().and_then(|p| self.risky_ports.get(&p)).map(String::as_str)
+        u16::try_from(port)
+            .ok()
+            .and_then(|p| self.risky_ports.get(&p))
+            .map(String::as_str)
     }
 }
 
@@ -45,7 +48,12 @@ mod tests {
     #[test]
     fn shipped_risky_ports_parse_and_include_the_classics() {
         let config = RuleConfig::default();
-        for (port, name) in [(22, "SSH"), (3389, "RDP"), (6379, "Redis"), (10250, "kubelet API")] {
+        for (port, name) in [
+            (22, "SSH"),
+            (3389, "RDP"),
+            (6379, "Redis"),
+            (10250, "kubelet API"),
+        ] {
             assert_eq!(config.risky_port(port), Some(name));
         }
         assert_eq!(config.risky_port(443), None);

@@ -30,7 +30,12 @@ pub struct RawFinding {
 /// Stable identity of a finding: sha256 of rule and subject, hex.
 pub fn fingerprint(rule: &str, subject: &ObjectKey) -> String {
     let mut hash = Sha256::new();
-    for part in [rule, subject.kind.as_str(), subject.namespace().unwrap_or_default(), &subject.name] {
+    for part in [
+        rule,
+        subject.kind.as_str(),
+        subject.namespace().unwrap_or_default(),
+        &subject.name,
+    ] {
         hash.update(part.as_bytes());
         hash.update([0u8]);
     }
@@ -58,7 +63,11 @@ impl Engine {
         for (i, rule) in rules.iter().enumerate() {
             by_subject.entry(rule.meta.subject).or_default().push(i);
         }
-        Self { rules, config, by_subject }
+        Self {
+            rules,
+            config,
+            by_subject,
+        }
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -79,24 +88,37 @@ impl Engine {
     }
 
     /// All findings of one subject under its governing policy.
-    pub fn evaluate_subject(&self, inventory: &Inventory, policies: &PolicySet, subject: &ObjectKey) -> Vec<RawFinding> {
-        let Some(kind) = SubjectKind::of(subject) else { return Vec::new() };
+    pub fn evaluate_subject(
+        &self,
+        inventory: &Inventory,
+        policies: &PolicySet,
+        subject: &ObjectKey,
+    ) -> Vec<RawFinding> {
+        let Some(kind) = SubjectKind::of(subject) else {
+            return Vec::new();
+        };
         // A pod or replica set under a known workload is judged through that workload.
         if kind == SubjectKind::Workload && inventory.root_of(subject) != *subject {
             return Vec::new();
         }
         let namespace = subject.namespace().unwrap_or_default();
-        let Some(policy) = policies.governing(namespace, inventory.namespace_labels(namespace)) else {
+        let Some(policy) = policies.governing(namespace, inventory.namespace_labels(namespace))
+        else {
             return Vec::new();
         };
-        let ctx = Context { inventory, config: &self.config };
+        let ctx = Context {
+            inventory,
+            config: &self.config,
+        };
         let mut out = Vec::new();
         for &i in self.by_subject.get(&kind).into_iter().flatten() {
             let rule = &self.rules[i];
             if !policy.rule_enabled(&rule.meta) {
                 continue;
             }
-            let Some(hit) = (rule.check)(&ctx, subject) else { continue };
+            let Some(hit) = (rule.check)(&ctx, subject) else {
+                continue;
+            };
             let severity = policy.severity(&rule.meta, hit.severity.unwrap_or(rule.meta.severity));
             let suppressed_by = policy
                 .exception_for(rule.meta.id, subject)
@@ -144,8 +166,12 @@ impl Engine {
                     let ns = key.namespace().unwrap_or_default();
                     for service in inventory.services_in(ns) {
                         if let Some(Object::Service(svc)) = inventory.get(service)
-                            && let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref())
-                            && crate::inventory::workload::selector_matches(selector, template.labels)
+                            && let Some(selector) =
+                                svc.spec.as_ref().and_then(|s| s.selector.as_ref())
+                            && crate::inventory::workload::selector_matches(
+                                selector,
+                                template.labels,
+                            )
                         {
                             out.extend(inventory.ingresses_routing_to(service));
                             out.insert(service.clone());
@@ -180,7 +206,12 @@ impl Engine {
                         .filter(|k| SubjectKind::of(k).is_some())
                         .cloned(),
                 );
-                out.extend(inventory.service_accounts().into_iter().filter(|a| a.namespace() == Some(&key.name)));
+                out.extend(
+                    inventory
+                        .service_accounts()
+                        .into_iter()
+                        .filter(|a| a.namespace() == Some(&key.name)),
+                );
             }
             _ => {}
         }
@@ -193,12 +224,21 @@ impl Engine {
 fn accounts_of_binding(inventory: &Inventory, binding: &Object) -> BTreeSet<ObjectKey> {
     let key = binding.key();
     let mut out = BTreeSet::new();
-    let Some((subjects, _, _)) = binding_parts(binding) else { return out };
+    let Some((subjects, _, _)) = binding_parts(binding) else {
+        return out;
+    };
     let mut accounts = None;
-    for subject in subjects.iter().filter_map(|s| RbacSubject::from_subject(s, key.namespace())) {
+    for subject in subjects
+        .iter()
+        .filter_map(|s| RbacSubject::from_subject(s, key.namespace()))
+    {
         match subject {
             RbacSubject::ServiceAccount { namespace, name } => {
-                out.insert(ObjectKey::namespaced(Kind::ServiceAccount, &namespace, &name));
+                out.insert(ObjectKey::namespaced(
+                    Kind::ServiceAccount,
+                    &namespace,
+                    &name,
+                ));
             }
             RbacSubject::Group(group) => {
                 let all = accounts.get_or_insert_with(|| inventory.service_accounts());
@@ -244,7 +284,11 @@ pub struct Evaluation {
 
 impl Evaluation {
     /// Evaluates every subject.
-    pub fn full(engine: &Engine, inventory: &Inventory, policies: &PolicySet) -> (Self, EvaluationDiff) {
+    pub fn full(
+        engine: &Engine,
+        inventory: &Inventory,
+        policies: &PolicySet,
+    ) -> (Self, EvaluationDiff) {
         let mut evaluation = Self::default();
         let diff = evaluation.update(engine, inventory, policies, &Engine::subjects(inventory));
         (evaluation, diff)
@@ -295,7 +339,10 @@ impl Evaluation {
                 }
                 diff.workloads.extend(finding.hit.affected.iter().cloned());
                 for workload in &finding.hit.affected {
-                    self.by_workload.entry(workload.clone()).or_default().insert(key.clone());
+                    self.by_workload
+                        .entry(workload.clone())
+                        .or_default()
+                        .insert(key.clone());
                 }
                 self.findings.insert(key.clone(), finding);
                 diff.upserted.push(key);
@@ -325,12 +372,18 @@ impl Evaluation {
     pub fn tags_of(&self, workload: &ObjectKey) -> WorkloadTags {
         let mut tags = WorkloadTags::default();
         for key in self.by_workload.get(workload).into_iter().flatten() {
-            let Some(finding) = self.findings.get(key) else { continue };
+            let Some(finding) = self.findings.get(key) else {
+                continue;
+            };
             if finding.suppressed_by.is_some() || !finding.tagging {
                 continue;
             }
             let meta = rule_meta(finding.rule);
-            tags.tags.extend(meta.map(|m| m.tags.iter().map(|t| t.to_string())).into_iter().flatten());
+            tags.tags.extend(
+                meta.map(|m| m.tags.iter().map(|t| t.to_string()))
+                    .into_iter()
+                    .flatten(),
+            );
             tags.rules.insert(finding.rule.to_owned());
             tags.worst = tags.worst.max(Some(finding.severity));
         }
@@ -340,7 +393,11 @@ impl Evaluation {
 
 fn rule_meta(id: &str) -> Option<&'static super::RuleMeta> {
     static CATALOG: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
-    CATALOG.get_or_init(catalog).iter().find(|r| r.meta.id == id).map(|r| &r.meta)
+    CATALOG
+        .get_or_init(catalog)
+        .iter()
+        .find(|r| r.meta.id == id)
+        .map(|r| &r.meta)
 }
 
 /// Tags a workload should carry.
@@ -360,8 +417,14 @@ mod tests {
     #[test]
     fn fingerprints_are_stable_and_distinct() {
         let a = ObjectKey::namespaced(Kind::Service, "web", "front");
-        assert_eq!(fingerprint("public-loadbalancer", &a), fingerprint("public-loadbalancer", &a));
-        assert_ne!(fingerprint("public-loadbalancer", &a), fingerprint("public-nodeport", &a));
+        assert_eq!(
+            fingerprint("public-loadbalancer", &a),
+            fingerprint("public-loadbalancer", &a)
+        );
+        assert_ne!(
+            fingerprint("public-loadbalancer", &a),
+            fingerprint("public-nodeport", &a)
+        );
         assert_eq!(fingerprint("x", &a).len(), 64);
     }
 
@@ -379,7 +442,10 @@ mod tests {
         let old = inventory.delete(&lb).expect("present");
         let subjects = Engine::affected_by(&inventory, &old);
         assert!(subjects.contains(&lb));
-        assert!(!subjects.contains(&web), "a Service change does not re-evaluate workloads");
+        assert!(
+            !subjects.contains(&web),
+            "a Service change does not re-evaluate workloads"
+        );
         let diff = evaluation.update(&engine, &inventory, &policies, &subjects);
         assert_eq!(diff.resolved.len(), 1);
         assert_eq!(diff.resolved[0].rule, "public-loadbalancer");
@@ -388,6 +454,10 @@ mod tests {
         assert!(evaluation.tags_of(&web).tags.contains("isPublic"));
 
         // Nothing else changes on a second update of the same subjects.
-        assert!(evaluation.update(&engine, &inventory, &policies, &subjects).is_empty());
+        assert!(
+            evaluation
+                .update(&engine, &inventory, &policies, &subjects)
+                .is_empty()
+        );
     }
 }

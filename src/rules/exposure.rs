@@ -79,7 +79,11 @@ pub fn rules() -> Vec<Rule> {
                 category: Category::PublicExposure,
                 remediation: "Set hostNetwork: false; expose ports through a Service instead.",
                 tags: TAGS,
-                frameworks: &[(CIS, "5.2.5"), (NSA, "Pod security: host namespaces"), (NIST, "PR.IR-01")],
+                frameworks: &[
+                    (CIS, "5.2.5"),
+                    (NSA, "Pod security: host namespaces"),
+                    (NIST, "PR.IR-01"),
+                ],
                 subject: SubjectKind::Workload,
             },
             check: host_network,
@@ -92,7 +96,11 @@ pub fn rules() -> Vec<Rule> {
                 category: Category::PublicExposure,
                 remediation: "Remove hostPort from the container ports and expose the port through a Service.",
                 tags: TAGS,
-                frameworks: &[(CIS, "5.2.13"), (NSA, "Pod security: host namespaces"), (NIST, "PR.IR-01")],
+                frameworks: &[
+                    (CIS, "5.2.13"),
+                    (NSA, "Pod security: host namespaces"),
+                    (NIST, "PR.IR-01"),
+                ],
                 subject: SubjectKind::Workload,
             },
             check: host_port,
@@ -108,24 +116,50 @@ fn service<'a>(ctx: &'a Context<'_>, key: &ObjectKey) -> Option<&'a Service> {
 }
 
 fn service_type(svc: &Service) -> &str {
-    svc.spec.as_ref().and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP")
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("ClusterIP")
 }
 
 /// Annotations with which cloud providers make a LoadBalancer internal.
 const INTERNAL_ANNOTATIONS: &[(&str, &[&str])] = &[
-    ("service.beta.kubernetes.io/aws-load-balancer-internal", &["true", "0.0.0.0/0"]),
-    ("service.beta.kubernetes.io/aws-load-balancer-scheme", &["internal"]),
+    (
+        "service.beta.kubernetes.io/aws-load-balancer-internal",
+        &["true", "0.0.0.0/0"],
+    ),
+    (
+        "service.beta.kubernetes.io/aws-load-balancer-scheme",
+        &["internal"],
+    ),
     ("networking.gke.io/load-balancer-type", &["internal"]),
     ("cloud.google.com/load-balancer-type", &["internal"]),
-    ("service.beta.kubernetes.io/azure-load-balancer-internal", &["true"]),
-    ("service.beta.kubernetes.io/oci-load-balancer-internal", &["true"]),
-    ("service.beta.kubernetes.io/openstack-internal-load-balancer", &["true"]),
-    ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", &["intranet"]),
-    ("service.beta.kubernetes.io/do-loadbalancer-type", &["internal"]),
+    (
+        "service.beta.kubernetes.io/azure-load-balancer-internal",
+        &["true"],
+    ),
+    (
+        "service.beta.kubernetes.io/oci-load-balancer-internal",
+        &["true"],
+    ),
+    (
+        "service.beta.kubernetes.io/openstack-internal-load-balancer",
+        &["true"],
+    ),
+    (
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type",
+        &["intranet"],
+    ),
+    (
+        "service.beta.kubernetes.io/do-loadbalancer-type",
+        &["internal"],
+    ),
 ];
 
 fn is_internal(svc: &Service) -> bool {
-    let Some(annotations) = &svc.metadata.annotations else { return false };
+    let Some(annotations) = &svc.metadata.annotations else {
+        return false;
+    };
     INTERNAL_ANNOTATIONS.iter().any(|(key, values)| {
         annotations
             .get(*key)
@@ -135,7 +169,10 @@ fn is_internal(svc: &Service) -> bool {
 
 /// Source ranges that do not include the whole internet.
 fn restricted_sources(svc: &Service) -> bool {
-    let ranges = svc.spec.as_ref().and_then(|s| s.load_balancer_source_ranges.as_ref());
+    let ranges = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_source_ranges.as_ref());
     ranges.is_some_and(|r| !r.is_empty() && !r.iter().any(|c| c == "0.0.0.0/0" || c == "::/0"))
 }
 
@@ -166,7 +203,9 @@ fn ports_list(svc: &Service) -> String {
             ports
                 .iter()
                 .map(|p| match p.node_port {
-                    Some(np) => format!("{}:{np}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")),
+                    Some(np) => {
+                        format!("{}:{np}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))
+                    }
                     None => format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")),
                 })
                 .collect::<Vec<_>>()
@@ -176,7 +215,13 @@ fn ports_list(svc: &Service) -> String {
 }
 
 /// Common tail of the Service rules: workloads behind, risky port, evidence.
-fn service_hit(ctx: &Context<'_>, key: &ObjectKey, svc: &Service, base: Severity, what: &str) -> Hit {
+fn service_hit(
+    ctx: &Context<'_>,
+    key: &ObjectKey,
+    svc: &Service,
+    base: Severity,
+    what: &str,
+) -> Hit {
     let workloads = ctx.inventory.workloads_selected_by(key);
     let mut message = format!("Service {} is {what}", key.name);
     let mut hit = Hit::new(String::new()).evidence("ports", ports_list(svc));
@@ -185,7 +230,10 @@ fn service_hit(ctx: &Context<'_>, key: &ObjectKey, svc: &Service, base: Severity
         hit = hit.severity(base.raised()).evidence("riskyPort", risky);
     }
     if !workloads.is_empty() {
-        let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.kind, w.name)).collect();
+        let names: Vec<String> = workloads
+            .iter()
+            .map(|w| format!("{}/{}", w.kind, w.name))
+            .collect();
         message.push_str(&format!("; it routes to {}", names.join(", ")));
     }
     hit.message = message;
@@ -197,7 +245,13 @@ fn public_load_balancer(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     if service_type(svc) != "LoadBalancer" || is_internal(svc) || restricted_sources(svc) {
         return None;
     }
-    Some(service_hit(ctx, key, svc, Severity::High, "exposed through an internet-facing load balancer"))
+    Some(service_hit(
+        ctx,
+        key,
+        svc,
+        Severity::High,
+        "exposed through an internet-facing load balancer",
+    ))
 }
 
 fn public_node_port(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
@@ -205,18 +259,37 @@ fn public_node_port(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     if service_type(svc) != "NodePort" {
         return None;
     }
-    Some(service_hit(ctx, key, svc, Severity::Medium, "open on every node through a NodePort"))
+    Some(service_hit(
+        ctx,
+        key,
+        svc,
+        Severity::Medium,
+        "open on every node through a NodePort",
+    ))
 }
 
 fn public_external_ip(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     let svc = service(ctx, key)?;
-    let ips = svc.spec.as_ref()?.external_ips.as_ref().filter(|ips| !ips.is_empty())?;
-    let hit = service_hit(ctx, key, svc, Severity::High, &format!("bound to external IPs {}", ips.join(", ")));
+    let ips = svc
+        .spec
+        .as_ref()?
+        .external_ips
+        .as_ref()
+        .filter(|ips| !ips.is_empty())?;
+    let hit = service_hit(
+        ctx,
+        key,
+        svc,
+        Severity::High,
+        &format!("bound to external IPs {}", ips.join(", ")),
+    );
     Some(hit.evidence("externalIPs", ips.join(", ")))
 }
 
 fn public_ingress(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    let Object::Ingress(_) = ctx.inventory.get(key)? else { return None };
+    let Object::Ingress(_) = ctx.inventory.get(key)? else {
+        return None;
+    };
     let services = ctx.inventory.services_behind(key);
     if services.is_empty() {
         return None;
@@ -229,9 +302,13 @@ fn public_ingress(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     workloads.dedup();
     let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     Some(
-        Hit::new(format!("Ingress {} routes outside traffic to Service {}", key.name, names.join(", ")))
-            .evidence("services", names.join(", "))
-            .affected(workloads),
+        Hit::new(format!(
+            "Ingress {} routes outside traffic to Service {}",
+            key.name,
+            names.join(", ")
+        ))
+        .evidence("services", names.join(", "))
+        .affected(workloads),
     )
 }
 
@@ -242,9 +319,12 @@ fn host_network(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
         return None;
     }
     Some(
-        Hit::new(format!("{} {} runs in the node's network namespace; its ports are open on the node", key.kind, key.name))
-            .evidence("hostNetwork", "true")
-            .affected(vec![key.clone()]),
+        Hit::new(format!(
+            "{} {} runs in the node's network namespace; its ports are open on the node",
+            key.kind, key.name
+        ))
+        .evidence("hostNetwork", "true")
+        .affected(vec![key.clone()]),
     )
 }
 
@@ -255,22 +335,35 @@ fn host_port(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     let mut risky = None;
     for container in all_containers(template.spec) {
         for port in container.ports.iter().flatten() {
-            let Some(host) = port.host_port.filter(|p| *p > 0) else { continue };
+            let Some(host) = port.host_port.filter(|p| *p > 0) else {
+                continue;
+            };
             bound.push(format!("{}:{host}", container.name));
             if risky.is_none() {
-                risky = ctx.config.risky_port(host).map(|name| format!("{host} ({name})"));
+                risky = ctx
+                    .config
+                    .risky_port(host)
+                    .map(|name| format!("{host} ({name})"));
             }
         }
     }
     if bound.is_empty() {
         return None;
     }
-    let mut hit = Hit::new(format!("{} {} binds node port(s) {}", key.kind, key.name, bound.join(", ")))
-        .evidence("hostPorts", bound.join(", "))
-        .affected(vec![key.clone()]);
+    let mut hit = Hit::new(format!(
+        "{} {} binds node port(s) {}",
+        key.kind,
+        key.name,
+        bound.join(", ")
+    ))
+    .evidence("hostPorts", bound.join(", "))
+    .affected(vec![key.clone()]);
     if let Some(risky) = risky {
-        hit.message.push_str(&format!(", including risky port {risky}"));
-        hit = hit.severity(Severity::Medium.raised()).evidence("riskyPort", risky);
+        hit.message
+            .push_str(&format!(", including risky port {risky}"));
+        hit = hit
+            .severity(Severity::Medium.raised())
+            .evidence("riskyPort", risky);
     }
     Some(hit)
 }
@@ -308,7 +401,10 @@ mod tests {
 
     #[test]
     fn external_ips_are_found() {
-        assert_eq!(run("public-external-ip", &fixture("exposure-fail.yaml")).len(), 1);
+        assert_eq!(
+            run("public-external-ip", &fixture("exposure-fail.yaml")).len(),
+            1
+        );
         assert!(run("public-external-ip", &fixture("exposure-pass.yaml")).is_empty());
     }
 
@@ -316,7 +412,15 @@ mod tests {
     fn ingress_tags_the_workloads_behind_its_services() {
         let hits = run("public-ingress", &fixture("exposure-fail.yaml"));
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].1.affected.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["web"]);
+        assert_eq!(
+            hits[0]
+                .1
+                .affected
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>(),
+            ["web"]
+        );
         assert!(run("public-ingress", &fixture("exposure-pass.yaml")).is_empty());
     }
 

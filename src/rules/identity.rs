@@ -5,8 +5,8 @@
 
 use super::{CIS, Context, Hit, NIST, NSA, Rule, RuleMeta, SubjectKind};
 use crate::api::{Category, Severity};
-use crate::inventory::rbac::{Grant, GrantScope, allows, grants_for_service_account, is_wildcard};
 use crate::inventory::ObjectKey;
+use crate::inventory::rbac::{Grant, GrantScope, allows, grants_for_service_account, is_wildcard};
 
 const TAGS: &[&str] = &["HighlyPermissiveRole"];
 const FRAMEWORKS: &[(&str, &str)] = &[
@@ -41,40 +41,121 @@ macro_rules! rbac_rule {
 
 pub fn rules() -> Vec<Rule> {
     vec![
-        rbac_rule!("rbac-cluster-admin", "ServiceAccount bound to cluster-admin", Severity::Critical,
+        rbac_rule!(
+            "rbac-cluster-admin",
+            "ServiceAccount bound to cluster-admin",
+            Severity::Critical,
             "Bind a Role with only the verbs and resources the workload uses instead of cluster-admin.",
-            &[(CIS, "5.1.1"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], cluster_admin),
-        rbac_rule!("rbac-wildcard", "ServiceAccount holds wildcard verbs or resources", Severity::High,
+            &[
+                (CIS, "5.1.1"),
+                (NIST, "PR.AA-05"),
+                (NSA, "Authentication and authorization")
+            ],
+            cluster_admin
+        ),
+        rbac_rule!(
+            "rbac-wildcard",
+            "ServiceAccount holds wildcard verbs or resources",
+            Severity::High,
             "Replace '*' in verbs and resources with the explicit list the workload needs.",
-            &[(CIS, "5.1.3"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], wildcard),
-        rbac_rule!("rbac-escalate-bind-impersonate", "ServiceAccount can escalate, bind or impersonate", Severity::High,
+            &[
+                (CIS, "5.1.3"),
+                (NIST, "PR.AA-05"),
+                (NSA, "Authentication and authorization")
+            ],
+            wildcard
+        ),
+        rbac_rule!(
+            "rbac-escalate-bind-impersonate",
+            "ServiceAccount can escalate, bind or impersonate",
+            Severity::High,
             "Remove escalate and bind on roles and impersonate on users, groups and serviceaccounts; these let the holder grant itself any permission.",
-            &[(CIS, "5.1.8"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], escalate_bind_impersonate),
-        rbac_rule!("rbac-secrets-read", "ServiceAccount can read Secrets cluster-wide", Severity::High,
+            &[
+                (CIS, "5.1.8"),
+                (NIST, "PR.AA-05"),
+                (NSA, "Authentication and authorization")
+            ],
+            escalate_bind_impersonate
+        ),
+        rbac_rule!(
+            "rbac-secrets-read",
+            "ServiceAccount can read Secrets cluster-wide",
+            Severity::High,
             "Grant get/list/watch on secrets only in the namespace that needs them, by name (resourceNames) where possible.",
-            &[(CIS, "5.1.2"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], secrets_read),
-        rbac_rule!("rbac-pods-exec", "ServiceAccount can exec into pods", Severity::High,
+            &[
+                (CIS, "5.1.2"),
+                (NIST, "PR.AA-05"),
+                (NSA, "Authentication and authorization")
+            ],
+            secrets_read
+        ),
+        rbac_rule!(
+            "rbac-pods-exec",
+            "ServiceAccount can exec into pods",
+            Severity::High,
             "Remove create on pods/exec; debugging access belongs to people through short-lived bindings.",
-            FRAMEWORKS, pods_exec),
-        rbac_rule!("rbac-nodes-proxy", "ServiceAccount can use the nodes/proxy subresource", Severity::High,
+            FRAMEWORKS,
+            pods_exec
+        ),
+        rbac_rule!(
+            "rbac-nodes-proxy",
+            "ServiceAccount can use the nodes/proxy subresource",
+            Severity::High,
             "Remove nodes/proxy: it reaches the kubelet API directly, bypassing admission and audit.",
-            FRAMEWORKS, nodes_proxy),
-        rbac_rule!("rbac-token-create", "ServiceAccount can create tokens for other ServiceAccounts", Severity::High,
+            FRAMEWORKS,
+            nodes_proxy
+        ),
+        rbac_rule!(
+            "rbac-token-create",
+            "ServiceAccount can create tokens for other ServiceAccounts",
+            Severity::High,
             "Remove create on serviceaccounts/token; it mints credentials for any account in scope.",
-            &[(CIS, "5.1.6"), (NIST, "PR.AA-05"), (NSA, "Authentication and authorization")], token_create),
-        rbac_rule!("rbac-webhook-write", "ServiceAccount can change admission webhook configurations", Severity::High,
+            &[
+                (CIS, "5.1.6"),
+                (NIST, "PR.AA-05"),
+                (NSA, "Authentication and authorization")
+            ],
+            token_create
+        ),
+        rbac_rule!(
+            "rbac-webhook-write",
+            "ServiceAccount can change admission webhook configurations",
+            Severity::High,
             "Remove write verbs on validating/mutatingwebhookconfigurations; they can switch off admission control or intercept every object.",
-            FRAMEWORKS, webhook_write),
+            FRAMEWORKS,
+            webhook_write
+        ),
     ]
 }
 
+/// Cluster-wide cluster-admin holds every permission: its own finding says it all, so
+/// the narrower rules stay quiet instead of repeating it eight times.
+fn is_cluster_admin(grants: &[Grant]) -> bool {
+    grants
+        .iter()
+        .any(|g| g.role == "ClusterRole/cluster-admin" && g.scope == GrantScope::Cluster)
+}
+
 /// The grants of the account that satisfy the permission, and the workloads at risk.
-fn check_permission(ctx: &Context<'_>, key: &ObjectKey, permission: &Permission, what: &str) -> Option<Hit> {
+fn check_permission(
+    ctx: &Context<'_>,
+    key: &ObjectKey,
+    permission: &Permission,
+    what: &str,
+) -> Option<Hit> {
     let grants = grants_for_service_account(ctx.inventory, key);
+    if is_cluster_admin(&grants) {
+        return None;
+    }
     let matching: Vec<&Grant> = grants
         .iter()
         .filter(|g| !permission.cluster_wide_only || g.scope == GrantScope::Cluster)
-        .filter(|g| permission.any_of.iter().any(|(verb, group, resource)| allows(&g.rule, verb, group, resource)))
+        .filter(|g| {
+            permission
+                .any_of
+                .iter()
+                .any(|(verb, group, resource)| allows(&g.rule, verb, group, resource))
+        })
         .collect();
     hit_for(ctx, key, &matching, what)
 }
@@ -89,7 +170,10 @@ fn hit_for(ctx: &Context<'_>, key: &ObjectKey, grants: &[&Grant], what: &str) ->
             GrantScope::Cluster => "cluster-wide".to_owned(),
         }
     };
-    let mut via: Vec<String> = grants.iter().map(|g| format!("{} via {}/{}", g.role, g.binding.kind, g.binding.name)).collect();
+    let mut via: Vec<String> = grants
+        .iter()
+        .map(|g| format!("{} via {}/{}", g.role, g.binding.kind, g.binding.name))
+        .collect();
     via.sort();
     via.dedup();
     let workloads: Vec<ObjectKey> = ctx.inventory.workloads_running_as(key).cloned().collect();
@@ -100,15 +184,25 @@ fn hit_for(ctx: &Context<'_>, key: &ObjectKey, grants: &[&Grant], what: &str) ->
         via.join("; ")
     );
     if !workloads.is_empty() {
-        let names: Vec<String> = workloads.iter().map(|w| format!("{}/{}", w.kind, w.name)).collect();
+        let names: Vec<String> = workloads
+            .iter()
+            .map(|w| format!("{}/{}", w.kind, w.name))
+            .collect();
         message.push_str(&format!("; used by {}", names.join(", ")));
     }
-    Some(Hit::new(message).evidence("grantedBy", via.join("; ")).affected(workloads))
+    Some(
+        Hit::new(message)
+            .evidence("grantedBy", via.join("; "))
+            .affected(workloads),
+    )
 }
 
 fn cluster_admin(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     let grants = grants_for_service_account(ctx.inventory, key);
-    let matching: Vec<&Grant> = grants.iter().filter(|g| g.role == "ClusterRole/cluster-admin").collect();
+    let matching: Vec<&Grant> = grants
+        .iter()
+        .filter(|g| g.role == "ClusterRole/cluster-admin")
+        .collect();
     let hit = hit_for(ctx, key, &matching, "is bound to cluster-admin")?;
     // A RoleBinding to cluster-admin is admin of one namespace, not of the cluster.
     if matching.iter().all(|g| g.scope != GrantScope::Cluster) {
@@ -119,56 +213,108 @@ fn cluster_admin(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
 
 fn wildcard(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     let grants = grants_for_service_account(ctx.inventory, key);
+    if is_cluster_admin(&grants) {
+        return None;
+    }
     let matching: Vec<&Grant> = grants.iter().filter(|g| is_wildcard(&g.rule)).collect();
     hit_for(ctx, key, &matching, "holds wildcard permissions")
 }
 
 fn escalate_bind_impersonate(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     const G: &str = "rbac.authorization.k8s.io";
-    check_permission(ctx, key, &Permission {
-        any_of: &[
-            ("escalate", G, "roles"), ("escalate", G, "clusterroles"),
-            ("bind", G, "roles"), ("bind", G, "clusterroles"),
-            ("impersonate", "", "users"), ("impersonate", "", "groups"), ("impersonate", "", "serviceaccounts"),
-            ("impersonate", "authentication.k8s.io", "userextras"), ("impersonate", "authentication.k8s.io", "uids"),
-        ],
-        cluster_wide_only: false,
-    }, "can escalate, bind or impersonate")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[
+                ("escalate", G, "roles"),
+                ("escalate", G, "clusterroles"),
+                ("bind", G, "roles"),
+                ("bind", G, "clusterroles"),
+                ("impersonate", "", "users"),
+                ("impersonate", "", "groups"),
+                ("impersonate", "", "serviceaccounts"),
+                ("impersonate", "authentication.k8s.io", "userextras"),
+                ("impersonate", "authentication.k8s.io", "uids"),
+            ],
+            cluster_wide_only: false,
+        },
+        "can escalate, bind or impersonate",
+    )
 }
 
 fn secrets_read(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    check_permission(ctx, key, &Permission {
-        any_of: &[("get", "", "secrets"), ("list", "", "secrets"), ("watch", "", "secrets")],
-        cluster_wide_only: true,
-    }, "can read Secrets")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[
+                ("get", "", "secrets"),
+                ("list", "", "secrets"),
+                ("watch", "", "secrets"),
+            ],
+            cluster_wide_only: true,
+        },
+        "can read Secrets",
+    )
 }
 
 fn pods_exec(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    check_permission(ctx, key, &Permission { any_of: &[("create", "", "pods/exec")], cluster_wide_only: false }, "can exec into pods")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[("create", "", "pods/exec")],
+            cluster_wide_only: false,
+        },
+        "can exec into pods",
+    )
 }
 
 fn nodes_proxy(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    check_permission(ctx, key, &Permission {
-        any_of: &[("get", "", "nodes/proxy"), ("create", "", "nodes/proxy")],
-        cluster_wide_only: false,
-    }, "can reach kubelets through nodes/proxy")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[("get", "", "nodes/proxy"), ("create", "", "nodes/proxy")],
+            cluster_wide_only: false,
+        },
+        "can reach kubelets through nodes/proxy",
+    )
 }
 
 fn token_create(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    check_permission(ctx, key, &Permission { any_of: &[("create", "", "serviceaccounts/token")], cluster_wide_only: false }, "can create ServiceAccount tokens")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[("create", "", "serviceaccounts/token")],
+            cluster_wide_only: false,
+        },
+        "can create ServiceAccount tokens",
+    )
 }
 
 fn webhook_write(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     const G: &str = "admissionregistration.k8s.io";
-    check_permission(ctx, key, &Permission {
-        any_of: &[
-            ("create", G, "validatingwebhookconfigurations"), ("update", G, "validatingwebhookconfigurations"),
-            ("patch", G, "validatingwebhookconfigurations"), ("delete", G, "validatingwebhookconfigurations"),
-            ("create", G, "mutatingwebhookconfigurations"), ("update", G, "mutatingwebhookconfigurations"),
-            ("patch", G, "mutatingwebhookconfigurations"), ("delete", G, "mutatingwebhookconfigurations"),
-        ],
-        cluster_wide_only: false,
-    }, "can change admission webhook configurations")
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[
+                ("create", G, "validatingwebhookconfigurations"),
+                ("update", G, "validatingwebhookconfigurations"),
+                ("patch", G, "validatingwebhookconfigurations"),
+                ("delete", G, "validatingwebhookconfigurations"),
+                ("create", G, "mutatingwebhookconfigurations"),
+                ("update", G, "mutatingwebhookconfigurations"),
+                ("patch", G, "mutatingwebhookconfigurations"),
+                ("delete", G, "mutatingwebhookconfigurations"),
+            ],
+            cluster_wide_only: false,
+        },
+        "can change admission webhook configurations",
+    )
 }
 
 #[cfg(test)]
@@ -183,16 +329,46 @@ mod tests {
     #[test]
     fn cluster_admin_through_a_cluster_role_binding_is_critical_and_tags_its_workloads() {
         let hits = run("rbac-cluster-admin", &fixture("identity-fail.yaml"));
-        let admin = hits.iter().find(|(k, _)| k.name == "admin-bot").expect("admin-bot found");
+        let admin = hits
+            .iter()
+            .find(|(k, _)| k.name == "admin-bot")
+            .expect("admin-bot found");
         assert_eq!(admin.1.severity, None, "default Critical");
-        assert_eq!(admin.1.affected.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["admin-bot", "nightly"]);
+        assert_eq!(
+            admin
+                .1
+                .affected
+                .iter()
+                .map(|k| k.name.as_str())
+                .collect::<Vec<_>>(),
+            ["admin-bot", "nightly"]
+        );
         assert!(run("rbac-cluster-admin", &fixture("identity-pass.yaml")).is_empty());
+    }
+
+    #[test]
+    fn cluster_admin_is_one_finding_not_nine() {
+        let fail = fixture("identity-fail.yaml");
+        for rule in [
+            "rbac-wildcard",
+            "rbac-secrets-read",
+            "rbac-pods-exec",
+            "rbac-webhook-write",
+        ] {
+            assert!(
+                !run(rule, &fail).iter().any(|(k, _)| k.name == "admin-bot"),
+                "{rule} repeats cluster-admin"
+            );
+        }
     }
 
     #[test]
     fn cluster_admin_in_one_namespace_is_high() {
         let hits = run("rbac-cluster-admin", &fixture("identity-fail.yaml"));
-        let ns_admin = hits.iter().find(|(k, _)| k.name == "ns-admin").expect("ns-admin found");
+        let ns_admin = hits
+            .iter()
+            .find(|(k, _)| k.name == "ns-admin")
+            .expect("ns-admin found");
         assert_eq!(ns_admin.1.severity, Some(Severity::High));
     }
 
@@ -202,7 +378,10 @@ mod tests {
         let mut found = names(&hits);
         found.sort();
         // `execers` is bound to system:serviceaccounts:team-a, so every account there.
-        assert!(found.contains(&"default".to_owned()) && found.contains(&"reader".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&"default".to_owned()) && found.contains(&"reader".to_owned()),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -218,8 +397,15 @@ mod tests {
             "rbac-token-create",
             "rbac-webhook-write",
         ] {
-            assert!(!run(rule, &fail).is_empty(), "{rule} should fail on identity-fail.yaml");
-            assert!(run(rule, &pass).is_empty(), "{rule} should pass on identity-pass.yaml: {:?}", run(rule, &pass));
+            assert!(
+                !run(rule, &fail).is_empty(),
+                "{rule} should fail on identity-fail.yaml"
+            );
+            assert!(
+                run(rule, &pass).is_empty(),
+                "{rule} should pass on identity-pass.yaml: {:?}",
+                run(rule, &pass)
+            );
         }
     }
 }

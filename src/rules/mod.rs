@@ -11,7 +11,9 @@ pub mod policy;
 mod privileged;
 
 pub use config::{RiskyPort, RuleConfig};
-pub use engine::{Engine, Evaluation, EvaluationDiff, RawFinding, fingerprint};
+pub use engine::{
+    Engine, Evaluation, EvaluationDiff, RawFinding, WorkloadTags as WorkloadTagsView, fingerprint,
+};
 
 use crate::api::{Category, Severity};
 use crate::inventory::{Inventory, Kind, ObjectKey};
@@ -119,6 +121,14 @@ pub fn catalog() -> Vec<Rule> {
     rules
 }
 
+/// Every tag any rule sets.
+pub fn tag_vocabulary() -> std::collections::BTreeSet<&'static str> {
+    catalog()
+        .iter()
+        .flat_map(|r| r.meta.tags.iter().copied())
+        .collect()
+}
+
 /// Test helpers shared by the rule modules: an inventory from YAML fixtures.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -132,7 +142,9 @@ pub(crate) mod testing {
                 continue;
             }
             let value: serde_json::Value = serde_yaml_ng::from_str(doc).expect("fixture YAML");
-            let object = Object::from_value(value).expect("known kind").expect("valid object");
+            let object = Object::from_value(value)
+                .expect("known kind")
+                .expect("valid object");
             inventory.apply(object);
         }
         inventory
@@ -146,8 +158,14 @@ pub(crate) mod testing {
     /// Runs one rule over every subject of its kind; returns (subject, hit) pairs.
     pub fn run(rule_id: &str, inventory: &Inventory) -> Vec<(ObjectKey, Hit)> {
         let config = RuleConfig::default();
-        let rule = catalog().into_iter().find(|r| r.meta.id == rule_id).expect("rule id");
-        let ctx = Context { inventory, config: &config };
+        let rule = catalog()
+            .into_iter()
+            .find(|r| r.meta.id == rule_id)
+            .expect("rule id");
+        let ctx = Context {
+            inventory,
+            config: &config,
+        };
         Engine::subjects(inventory)
             .into_iter()
             .filter(|s| SubjectKind::of(s) == Some(rule.meta.subject))

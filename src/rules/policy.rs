@@ -22,7 +22,9 @@ pub struct Policy {
 
 /// Today's date in UTC, which exception expiry is compared with.
 pub fn today() -> Date {
-    k8s_openapi::jiff::Timestamp::now().to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC).date()
+    k8s_openapi::jiff::Timestamp::now()
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .date()
 }
 
 impl Policy {
@@ -31,20 +33,38 @@ impl Policy {
         Self::from_spec(None, None, ScanPolicySpec::default(), today())
     }
 
-    pub fn from_spec(name: Option<String>, namespace: Option<String>, spec: ScanPolicySpec, today: Date) -> Self {
-        Self { name, namespace, spec, today }
+    pub fn from_spec(
+        name: Option<String>,
+        namespace: Option<String>,
+        spec: ScanPolicySpec,
+        today: Date,
+    ) -> Self {
+        Self {
+            name,
+            namespace,
+            spec,
+            today,
+        }
     }
 
     pub fn from_resource(policy: &ScanPolicy, today: Date) -> Self {
         let ns = policy.metadata.namespace.clone().unwrap_or_default();
         let name = policy.metadata.name.clone().unwrap_or_default();
-        Self::from_spec(Some(format!("{ns}/{name}")), Some(ns), policy.spec.clone(), today)
+        Self::from_spec(
+            Some(format!("{ns}/{name}")),
+            Some(ns),
+            policy.spec.clone(),
+            today,
+        )
     }
 
     pub fn rule_enabled(&self, rule: &RuleMeta) -> bool {
-        let Some(settings) = &self.spec.rules else { return true };
+        let Some(settings) = &self.spec.rules else {
+            return true;
+        };
         let named = |list: &[String]| {
-            list.iter().any(|item| item == rule.id || item.eq_ignore_ascii_case(rule.category.as_str()))
+            list.iter()
+                .any(|item| item == rule.id || item.eq_ignore_ascii_case(rule.category.as_str()))
         };
         if named(&settings.disable) {
             return false;
@@ -63,13 +83,22 @@ impl Policy {
     }
 
     /// Whether the policy covers a namespace with these labels.
-    pub fn covers_namespace(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let Some(scope) = &self.spec.scope else { return true };
+    pub fn covers_namespace(
+        &self,
+        namespace: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
+        let Some(scope) = &self.spec.scope else {
+            return true;
+        };
         if scope.exclude_namespaces.iter().any(|n| n == namespace) {
             return false;
         }
         let by_name = scope.include_namespaces.iter().any(|n| n == namespace);
-        let by_selector = scope.namespace_selector.as_ref().map(|s| selector_matches(s, labels));
+        let by_selector = scope
+            .namespace_selector
+            .as_ref()
+            .map(|s| selector_matches(s, labels));
         match (scope.include_namespaces.is_empty(), by_selector) {
             (true, None) => true,
             (true, Some(selected)) => selected,
@@ -89,8 +118,12 @@ impl Policy {
             .find(|e| {
                 let m = &e.subject;
                 m.kind.as_deref().is_none_or(|k| k == subject.kind.as_str())
-                    && m.namespace.as_deref().is_none_or(|n| Some(n) == subject.namespace())
-                    && m.name.as_deref().is_none_or(|n| name_matches(n, &subject.name))
+                    && m.namespace
+                        .as_deref()
+                        .is_none_or(|n| Some(n) == subject.namespace())
+                    && m.name
+                        .as_deref()
+                        .is_none_or(|n| name_matches(n, &subject.name))
             })
     }
 
@@ -111,7 +144,10 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Kubernetes label-selector semantics (matchLabels and matchExpressions).
-pub fn selector_matches(selector: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+pub fn selector_matches(
+    selector: &LabelSelector,
+    labels: Option<&BTreeMap<String, String>>,
+) -> bool {
     let empty = BTreeMap::new();
     let labels = labels.unwrap_or(&empty);
     let by_labels = selector
@@ -146,7 +182,9 @@ impl PolicySet {
     }
 
     pub fn single(policy: Policy) -> Self {
-        Self { policies: vec![policy] }
+        Self {
+            policies: vec![policy],
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,8 +195,14 @@ impl PolicySet {
         &self.policies
     }
 
-    pub fn governing(&self, namespace: &str, labels: Option<&BTreeMap<String, String>>) -> Option<&Policy> {
-        self.policies.iter().find(|p| p.covers_namespace(namespace, labels))
+    pub fn governing(
+        &self,
+        namespace: &str,
+        labels: Option<&BTreeMap<String, String>>,
+    ) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.covers_namespace(namespace, labels))
     }
 }
 
@@ -192,7 +236,10 @@ mod tests {
             rules: Some(RuleSettings {
                 enable: vec!["PublicExposure".into(), "rbac-cluster-admin".into()],
                 disable: vec!["public-ingress".into()],
-                severity_overrides: vec![SeverityOverride { rule: "public-nodeport".into(), severity: Severity::Low }],
+                severity_overrides: vec![SeverityOverride {
+                    rule: "public-nodeport".into(),
+                    severity: Severity::Low,
+                }],
             }),
             ..Default::default()
         };
@@ -201,8 +248,14 @@ mod tests {
         assert!(policy.rule_enabled(rule("rbac-cluster-admin")));
         assert!(!policy.rule_enabled(rule("public-ingress")));
         assert!(!policy.rule_enabled(rule("privileged-container")));
-        assert_eq!(policy.severity(rule("public-nodeport"), Severity::High), Severity::Low);
-        assert_eq!(policy.severity(rule("public-loadbalancer"), Severity::High), Severity::High);
+        assert_eq!(
+            policy.severity(rule("public-nodeport"), Severity::High),
+            Severity::Low
+        );
+        assert_eq!(
+            policy.severity(rule("public-loadbalancer"), Severity::High),
+            Severity::High
+        );
     }
 
     #[test]
@@ -230,20 +283,44 @@ mod tests {
     fn exceptions_hold_until_their_expiry_and_need_a_reason() {
         let exception = |reason: &str, expires: &str| Exception {
             rule: "public-loadbalancer".into(),
-            subject: SubjectMatch { kind: Some("Service".into()), namespace: Some("web".into()), name: Some("front*".into()) },
+            subject: SubjectMatch {
+                kind: Some("Service".into()),
+                namespace: Some("web".into()),
+                name: Some("front*".into()),
+            },
             reason: reason.into(),
             expires: expires.into(),
         };
         let spec = ScanPolicySpec {
-            exceptions: vec![exception("", "2030-01-01"), exception("public shop front", "2026-06-30")],
+            exceptions: vec![
+                exception("", "2030-01-01"),
+                exception("public shop front", "2026-06-30"),
+            ],
             ..Default::default()
         };
         let subject = ObjectKey::namespaced(Kind::Service, "web", "frontend");
         let valid = Policy::from_spec(None, None, spec.clone(), date("2026-06-30"));
-        assert_eq!(valid.exception_for("public-loadbalancer", &subject).map(|e| e.reason.as_str()), Some("public shop front"));
+        assert_eq!(
+            valid
+                .exception_for("public-loadbalancer", &subject)
+                .map(|e| e.reason.as_str()),
+            Some("public shop front")
+        );
         assert!(valid.exception_for("public-nodeport", &subject).is_none());
-        assert!(valid.exception_for("public-loadbalancer", &ObjectKey::namespaced(Kind::Service, "web", "api")).is_none());
+        assert!(
+            valid
+                .exception_for(
+                    "public-loadbalancer",
+                    &ObjectKey::namespaced(Kind::Service, "web", "api")
+                )
+                .is_none()
+        );
         let expired = Policy::from_spec(None, None, spec, date("2026-07-01"));
-        assert!(expired.exception_for("public-loadbalancer", &subject).is_none(), "expired, and the other has no reason");
+        assert!(
+            expired
+                .exception_for("public-loadbalancer", &subject)
+                .is_none(),
+            "expired, and the other has no reason"
+        );
     }
 }

@@ -1,0 +1,450 @@
+//! The operator on the real control plane: Findings for an estate (checked through
+//! `kubectl get findings`), tags on the right workloads, resolution when a risk goes
+//! away, no duplicates across restarts, and leader fail-over. The operator runs as two
+//! local processes with a ServiceAccount token bound to `config/rbac/operator.yaml`,
+//! so its RBAC is the one it ships with.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use posture_e2e::binaries::{posture_binary, repo_root};
+use posture_e2e::cluster::{TestCluster, TestNamespace, shared};
+use posture_e2e::ports::free_ports;
+use posture_e2e::process::{Guarded, ProcessSpec};
+
+const LEASE_SECONDS: u64 = 6;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("e2e/tests/fixtures").join(name)).expect("fixture")
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`.
+fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Installs the CRDs and the operator's RBAC; returns a kubeconfig for its ServiceAccount.
+fn install(cluster: &TestCluster, ns: &str, dir: &Path) -> Result<PathBuf> {
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            repo_root().join("crds/posture.dev.yaml").to_str().unwrap(),
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/findings.posture.dev",
+            "crd/scanpolicies.posture.dev",
+        ],
+        None,
+    )?;
+    let rbac = std::fs::read_to_string(repo_root().join("config/rbac/operator.yaml"))?.replace(
+        "name: posture-operator\n",
+        &format!("name: posture-operator-{ns}\n"),
+    );
+    cluster.kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(&rbac))?;
+    cluster.kubectl_ok(
+        &["create", "serviceaccount", "posture-operator", "-n", ns],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "create",
+            "clusterrolebinding",
+            &format!("posture-operator-{ns}"),
+            &format!("--clusterrole=posture-operator-{ns}"),
+            &format!("--serviceaccount={ns}:posture-operator"),
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "create",
+            "rolebinding",
+            "posture-operator-leader-election",
+            "-n",
+            ns,
+            "--role=posture-operator-leader-election",
+            &format!("--serviceaccount={ns}:posture-operator"),
+        ],
+        None,
+    )?;
+    let token = cluster.kubectl_ok(
+        &[
+            "create",
+            "token",
+            "posture-operator",
+            "-n",
+            ns,
+            "--duration=2h",
+        ],
+        None,
+    )?;
+    let server = cluster.kubectl_ok(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    )?;
+    let ca = cluster.kubectl_ok(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "--raw",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+        None,
+    )?;
+    let kubeconfig = dir.join("operator.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority-data: {ca}}}\nusers:\n- name: u\n  user: {{token: {}}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
+            token.trim()
+        ),
+    )?;
+    Ok(kubeconfig)
+}
+
+fn start_operator(kubeconfig: &Path, ns: &str, identity: &str, dir: &Path) -> Result<Guarded> {
+    let [port] = free_ports::<1>()?;
+    let mut spec = ProcessSpec::new(posture_binary()?, dir.join(format!("{identity}.log"))).args([
+        "operator".to_owned(),
+        format!("--metrics-addr=127.0.0.1:{port}"),
+        format!("--lease-namespace={ns}"),
+        format!("--identity={identity}"),
+        format!("--lease-duration={LEASE_SECONDS}"),
+    ]);
+    spec.env = vec![
+        ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    spec.grace = Duration::from_secs(5);
+    Guarded::spawn(identity, &spec)
+}
+
+/// `kubectl get findings -n NS` as (rule, subject, state) rows, checking the columns.
+fn findings(cluster: &TestCluster, ns: &str) -> Vec<(String, String, String)> {
+    let out = cluster
+        .kubectl_ok(&["get", "findings", "-n", ns], None)
+        .unwrap_or_default();
+    let mut lines = out.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        ["NAME", "SEVERITY", "RULE", "SUBJECT", "STATE", "AGE"],
+        "{out}"
+    );
+    lines
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[2].to_owned(), c[3].to_owned(), c[4].to_owned())
+        })
+        .collect()
+}
+
+fn finding_names(cluster: &TestCluster, ns: &str) -> BTreeSet<String> {
+    cluster
+        .kubectl_ok(
+            &[
+                "get",
+                "findings",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+            None,
+        )
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn labels(cluster: &TestCluster, ns: &str, object: &str) -> String {
+    cluster
+        .kubectl_ok(
+            &["get", object, "-n", ns, "-o", "jsonpath={.metadata.labels}"],
+            None,
+        )
+        .unwrap_or_default()
+}
+
+fn has(rows: &[(String, String, String)], rule: &str, subject: &str, state: &str) -> bool {
+    rows.iter()
+        .any(|(r, s, st)| r == rule && s == subject && st == state)
+}
+
+fn leader(cluster: &TestCluster, ns: &str) -> Option<String> {
+    cluster
+        .kubectl_ok(
+            &[
+                "get",
+                "lease",
+                "posture-operator",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+        .ok()
+        .filter(|h| !h.is_empty())
+}
+
+fn print_logs_on_failure(dir: &Path) -> impl Drop + '_ {
+    struct Logs<'a>(&'a Path);
+    impl Drop for Logs<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                for name in ["replica-a", "replica-b", "replica-c"] {
+                    eprintln!(
+                        "{}",
+                        posture_e2e::controlplane::tail(&self.0.join(format!("{name}.log")), 60)
+                    );
+                }
+            }
+        }
+    }
+    Logs(dir)
+}
+
+#[test]
+fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
+    let cluster = shared();
+    let ns: TestNamespace = cluster.namespace("operator")?;
+    let dir = tempfile::tempdir()?;
+    let _logs = print_logs_on_failure(dir.path());
+    let kubeconfig = install(cluster, &ns, dir.path()).context("installing CRDs and RBAC")?;
+    cluster.kubectl_ok(
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&fixture("estate.yaml").replace("NAMESPACE", &ns)),
+    )?;
+    let policy = format!(
+        "apiVersion: posture.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {{name: default, namespace: {ns}}}\nspec:\n  scope: {{includeNamespaces: [{ns}]}}\n",
+        ns = ns.name
+    );
+    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&policy))?;
+
+    let mut a = start_operator(&kubeconfig, &ns, "replica-a", dir.path())?;
+    let mut b = start_operator(&kubeconfig, &ns, "replica-b", dir.path())?;
+
+    // 1. Findings for each risk, visible through kubectl's columns.
+    let expected = [
+        ("public-loadbalancer", "Service/web-lb"),
+        ("public-nodeport", "Service/ssh"),
+        ("public-ingress", "Ingress/shop"),
+        ("rbac-cluster-admin", "ServiceAccount/admin-bot"),
+        ("privileged-container", "DaemonSet/node-agent"),
+    ];
+    let rows = eventually(Duration::from_secs(60), "the estate's findings", || {
+        let rows = findings(cluster, &ns);
+        expected
+            .iter()
+            .all(|(r, s)| has(&rows, r, s, "Open"))
+            .then_some(rows)
+    });
+    assert!(
+        !rows.iter().any(|(_, s, _)| s.contains("clean")),
+        "{rows:?}"
+    );
+    let nodeport = cluster.kubectl_ok(
+        &[
+            "get",
+            "findings",
+            "-n",
+            &ns,
+            "-l",
+            "posture.dev/rule=public-nodeport",
+            "-o",
+            "jsonpath={.items[0].spec.severity} {.items[0].spec.message}",
+        ],
+        None,
+    )?;
+    assert!(
+        nodeport.starts_with("High ") && nodeport.contains("22 (SSH)"),
+        "{nodeport}"
+    );
+
+    // 2. Tags on the right workloads, none on the clean one.
+    eventually(Duration::from_secs(30), "tags", || {
+        let ok = labels(cluster, &ns, "deployment/web").contains("posture.dev/isPublic")
+            && labels(cluster, &ns, "deployment/bastion").contains("posture.dev/isPublic")
+            && labels(cluster, &ns, "deployment/shop").contains("posture.dev/isPublic")
+            && labels(cluster, &ns, "deployment/admin-bot")
+                .contains("posture.dev/HighlyPermissiveRole")
+            && labels(cluster, &ns, "daemonset/node-agent").contains("posture.dev/Privileged");
+        ok.then_some(())
+    });
+    assert!(!labels(cluster, &ns, "deployment/clean").contains("posture.dev/"));
+    let annotation = cluster.kubectl_ok(
+        &[
+            "get",
+            "deployment/admin-bot",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.metadata.annotations.posture\\.dev/findings}",
+        ],
+        None,
+    )?;
+    assert_eq!(annotation, "Critical: rbac-cluster-admin");
+    let status = cluster.kubectl_ok(
+        &[
+            "get",
+            "scanpolicy",
+            "default",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.counts.critical}/{.status.conditions[0].status}",
+        ],
+        None,
+    )?;
+    assert_eq!(status, "1/True");
+
+    // 3. The risk goes away: Resolved with resolvedAt, tag removed.
+    cluster.kubectl_ok(&["delete", "service", "web-lb", "-n", &ns], None)?;
+    eventually(
+        Duration::from_secs(30),
+        "the load balancer finding to resolve",
+        || {
+            has(
+                &findings(cluster, &ns),
+                "public-loadbalancer",
+                "Service/web-lb",
+                "Resolved",
+            )
+            .then_some(())
+        },
+    );
+    let resolved_at = cluster.kubectl_ok(
+        &[
+            "get",
+            "findings",
+            "-n",
+            &ns,
+            "-l",
+            "posture.dev/rule=public-loadbalancer",
+            "-o",
+            "jsonpath={.items[0].status.resolvedAt}",
+        ],
+        None,
+    )?;
+    assert!(!resolved_at.is_empty());
+    eventually(Duration::from_secs(30), "web's isPublic tag to go", || {
+        (!labels(cluster, &ns, "deployment/web").contains("posture.dev/isPublic")).then_some(())
+    });
+    assert!(
+        labels(cluster, &ns, "deployment/shop").contains("posture.dev/isPublic"),
+        "other tags stay"
+    );
+
+    // 4. Kill the leader outright: the other replica takes over within the lease.
+    let holder = eventually(Duration::from_secs(20), "a leader", || leader(cluster, &ns));
+    let (dead, survivor) = if holder == "replica-a" {
+        (&mut a, "replica-b")
+    } else {
+        (&mut b, "replica-a")
+    };
+    std::process::Command::new("kill")
+        .args(["-KILL", &dead.pid().to_string()])
+        .status()?;
+    dead.stop();
+    let killed = Instant::now();
+    cluster.kubectl_ok(&["delete", "service", "ssh", "-n", &ns], None)?;
+    eventually(
+        Duration::from_secs(LEASE_SECONDS * 3 + 10),
+        "the surviving replica to resolve the NodePort finding",
+        || {
+            has(
+                &findings(cluster, &ns),
+                "public-nodeport",
+                "Service/ssh",
+                "Resolved",
+            )
+            .then_some(())
+        },
+    );
+    assert_eq!(leader(cluster, &ns).as_deref(), Some(survivor));
+    eprintln!(
+        "fail-over: change written {:.1} s after the leader was killed (lease {LEASE_SECONDS} s)",
+        killed.elapsed().as_secs_f64()
+    );
+
+    // 5. Restart everything: the same Findings, no duplicates.
+    let before = finding_names(cluster, &ns);
+    a.stop();
+    b.stop();
+    let _c = start_operator(&kubeconfig, &ns, "replica-c", dir.path())?;
+    eventually(
+        Duration::from_secs(40),
+        "the restarted operator to lead",
+        || (leader(cluster, &ns).as_deref() == Some("replica-c")).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after = finding_names(cluster, &ns);
+    assert_eq!(
+        before, after,
+        "a restart must neither add nor drop Findings"
+    );
+    let rows = findings(cluster, &ns);
+    let mut keys: Vec<_> = rows
+        .iter()
+        .map(|(r, s, _)| (r.clone(), s.clone()))
+        .collect();
+    let total = keys.len();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        total,
+        "one Finding per (rule, subject): {rows:?}"
+    );
+
+    cluster.kubectl(
+        &[
+            "delete",
+            "clusterrolebinding",
+            &format!("{}-admin-bot", ns.name),
+            &format!("posture-operator-{}", ns.name),
+        ],
+        None,
+    )?;
+    cluster.kubectl(
+        &[
+            "delete",
+            "clusterrole",
+            &format!("posture-operator-{}", ns.name),
+        ],
+        None,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Command-line interface: `posture <command>`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::operator::OperatorArgs;
+
+/// Kubernetes-native continuous security posture manager.
+#[derive(Debug, Parser)]
+#[command(
+    name = "posture",
+    version,
+    about,
+    after_help = "Examples:\n  posture crds | kubectl apply --server-side -f -\n  posture operator --metrics-addr 127.0.0.1:8080\n  kubectl get findings -A"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "POSTURE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator: watch the cluster, evaluate the rules, write Findings and tags.
+    #[command(
+        after_help = "Example:\n  KUBECONFIG=~/.kube/config posture operator --leader-election=false --metrics-addr 127.0.0.1:8080\n\nLog level: RUST_LOG (default info)."
+    )]
+    Operator(OperatorArgs),
+    /// Print the CustomResourceDefinitions (ScanPolicy, Finding) as YAML.
+    #[command(after_help = "Example:\n  posture crds | kubectl apply --server-side -f -")]
+    Crds,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube_runtime=warn,kube_client=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Crds => {
+            print!("{}", crate::api::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator(args) => {
+            init_logging(cli.log_format);
+            crate::operator::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

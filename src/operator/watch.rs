@@ -1,0 +1,253 @@
+//! Watches every kind the inventory holds and turns events into [`Change`]s. A
+//! malformed object is skipped and logged (its watch goes on); a failing watch backs
+//! off and re-lists by itself.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::core::DeserializeGuard;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use super::metrics::{KindLabel, Metrics};
+use crate::api::ScanPolicy;
+use crate::inventory::{Kind, Object, ObjectKey};
+
+/// What the watches report to the controller loop.
+#[derive(Debug)]
+pub enum Change {
+    Apply(Object),
+    Delete(ObjectKey),
+    /// A (re-)list finished: these are all the objects of the kind.
+    Relisted(Kind, Vec<Object>),
+    Policy(Box<ScanPolicy>),
+    PolicyDeleted(String),
+    PoliciesRelisted(Vec<ScanPolicy>),
+}
+
+/// Drops what rules never read and costs memory: managed fields and the
+/// last-applied-configuration annotation (a full copy of the object).
+fn slim<K: Resource>(mut object: K) -> K {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    object
+}
+
+fn spawn_watch<K>(
+    client: &Client,
+    tx: &mpsc::Sender<Change>,
+    metrics: &Arc<Metrics>,
+    kind: Kind,
+    wrap: fn(Arc<K>) -> Object,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let api: Api<DeserializeGuard<K>> = Api::all(client.clone());
+    let tx = tx.clone();
+    let metrics = metrics.clone();
+    tokio::spawn(async move {
+        // Objects of a list in progress: applied together when it completes.
+        let mut listing: Option<Vec<Object>> = None;
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let label = KindLabel {
+            kind: kind.as_str().to_owned(),
+        };
+        while let Some(event) = stream.next().await {
+            let change = match event {
+                Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) => {
+                    metrics.watch_events.get_or_create(&label).inc();
+                    match guard.0 {
+                        Ok(object) => {
+                            let object = wrap(Arc::new(slim(object)));
+                            match listing.as_mut() {
+                                Some(list) => {
+                                    list.push(object);
+                                    None
+                                }
+                                None => Some(Change::Apply(object)),
+                            }
+                        }
+                        Err(invalid) => {
+                            tracing::warn!(
+                                kind = kind.as_str(),
+                                namespace = invalid.metadata.namespace.as_deref().unwrap_or(""),
+                                name = invalid.metadata.name.as_deref().unwrap_or(""),
+                                error = %invalid.error,
+                                "skipping an object that does not parse"
+                            );
+                            metrics.error("malformed_object");
+                            None
+                        }
+                    }
+                }
+                Ok(watcher::Event::Delete(guard)) => {
+                    metrics.watch_events.get_or_create(&label).inc();
+                    let meta = guard.meta();
+                    Some(Change::Delete(ObjectKey::new(
+                        kind,
+                        meta.namespace.as_deref(),
+                        &meta.name_any_or_default(),
+                    )))
+                }
+                Ok(watcher::Event::Init) => {
+                    listing = Some(Vec::new());
+                    None
+                }
+                Ok(watcher::Event::InitDone) => {
+                    Some(Change::Relisted(kind, listing.take().unwrap_or_default()))
+                }
+                Err(e) => {
+                    tracing::warn!(kind = kind.as_str(), "watch error: {e}");
+                    metrics.error("watch");
+                    None
+                }
+            };
+            if let Some(change) = change
+                && tx.send(change).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+trait NameOrDefault {
+    fn name_any_or_default(&self) -> String;
+}
+
+impl NameOrDefault for kube::api::ObjectMeta {
+    fn name_any_or_default(&self) -> String {
+        self.name.clone().unwrap_or_default()
+    }
+}
+
+/// The kinds the operator watches (Secrets are not: reading them is not needed and
+/// not granted).
+pub const WATCHED: &[Kind] = &[
+    Kind::Namespace,
+    Kind::Node,
+    Kind::Pod,
+    Kind::Deployment,
+    Kind::StatefulSet,
+    Kind::DaemonSet,
+    Kind::ReplicaSet,
+    Kind::Job,
+    Kind::CronJob,
+    Kind::Service,
+    Kind::Ingress,
+    Kind::NetworkPolicy,
+    Kind::ServiceAccount,
+    Kind::Role,
+    Kind::ClusterRole,
+    Kind::RoleBinding,
+    Kind::ClusterRoleBinding,
+    Kind::ConfigMap,
+];
+
+/// Starts every watch; changes arrive on the returned channel.
+pub fn start(client: &Client, metrics: &Arc<Metrics>) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::channel(4096);
+    spawn_watch::<Namespace>(client, &tx, metrics, Kind::Namespace, Object::Namespace);
+    spawn_watch::<Node>(client, &tx, metrics, Kind::Node, Object::Node);
+    spawn_watch::<Pod>(client, &tx, metrics, Kind::Pod, Object::Pod);
+    spawn_watch::<Deployment>(client, &tx, metrics, Kind::Deployment, Object::Deployment);
+    spawn_watch::<StatefulSet>(client, &tx, metrics, Kind::StatefulSet, Object::StatefulSet);
+    spawn_watch::<DaemonSet>(client, &tx, metrics, Kind::DaemonSet, Object::DaemonSet);
+    spawn_watch::<ReplicaSet>(client, &tx, metrics, Kind::ReplicaSet, Object::ReplicaSet);
+    spawn_watch::<Job>(client, &tx, metrics, Kind::Job, Object::Job);
+    spawn_watch::<CronJob>(client, &tx, metrics, Kind::CronJob, Object::CronJob);
+    spawn_watch::<Service>(client, &tx, metrics, Kind::Service, Object::Service);
+    spawn_watch::<Ingress>(client, &tx, metrics, Kind::Ingress, Object::Ingress);
+    spawn_watch::<NetworkPolicy>(
+        client,
+        &tx,
+        metrics,
+        Kind::NetworkPolicy,
+        Object::NetworkPolicy,
+    );
+    spawn_watch::<ServiceAccount>(
+        client,
+        &tx,
+        metrics,
+        Kind::ServiceAccount,
+        Object::ServiceAccount,
+    );
+    spawn_watch::<Role>(client, &tx, metrics, Kind::Role, Object::Role);
+    spawn_watch::<ClusterRole>(client, &tx, metrics, Kind::ClusterRole, Object::ClusterRole);
+    spawn_watch::<RoleBinding>(client, &tx, metrics, Kind::RoleBinding, Object::RoleBinding);
+    spawn_watch::<ClusterRoleBinding>(
+        client,
+        &tx,
+        metrics,
+        Kind::ClusterRoleBinding,
+        Object::ClusterRoleBinding,
+    );
+    spawn_watch::<ConfigMap>(client, &tx, metrics, Kind::ConfigMap, Object::ConfigMap);
+    spawn_policy_watch(client, &tx);
+    rx
+}
+
+fn spawn_policy_watch(client: &Client, tx: &mpsc::Sender<Change>) {
+    let api: Api<DeserializeGuard<ScanPolicy>> = Api::all(client.clone());
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut buffer: Option<Vec<ScanPolicy>> = None;
+        while let Some(event) = stream.next().await {
+            let change = match event {
+                Ok(watcher::Event::Init) => {
+                    buffer = Some(Vec::new());
+                    None
+                }
+                Ok(watcher::Event::InitApply(g)) => {
+                    if let (Some(buf), Ok(p)) = (buffer.as_mut(), g.0) {
+                        buf.push(p);
+                    }
+                    None
+                }
+                Ok(watcher::Event::InitDone) => {
+                    Some(Change::PoliciesRelisted(buffer.take().unwrap_or_default()))
+                }
+                Ok(watcher::Event::Apply(g)) => match g.0 {
+                    Ok(p) => Some(Change::Policy(Box::new(p))),
+                    Err(invalid) => {
+                        tracing::warn!(name = invalid.metadata.name.as_deref().unwrap_or(""), error = %invalid.error, "skipping a ScanPolicy that does not parse");
+                        None
+                    }
+                },
+                Ok(watcher::Event::Delete(g)) => {
+                    let m = g.meta();
+                    Some(Change::PolicyDeleted(format!(
+                        "{}/{}",
+                        m.namespace.clone().unwrap_or_default(),
+                        m.name.clone().unwrap_or_default()
+                    )))
+                }
+                Err(e) => {
+                    tracing::warn!("ScanPolicy watch error: {e}");
+                    None
+                }
+            };
+            if let Some(change) = change
+                && tx.send(change).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+}
