@@ -19,7 +19,7 @@ use crate::process::{Guarded, ProcessSpec};
 
 /// The service range; its first address is the `kubernetes` Service (in the apiserver
 /// certificate's SANs).
-pub const SERVICE_CIDR: &str = "10.0.0.0/24";
+pub const SERVICE_CIDR: &str = "10.0.0.0/16";
 pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// A running control plane. Dropping it stops every component, last started first.
@@ -40,6 +40,16 @@ impl ControlPlane {
     /// Starts everything in `dir` (created if missing) and returns once the apiserver
     /// is ready and the controller-manager has created the `default` ServiceAccount.
     pub async fn start(dir: &Path, binaries: ControlPlaneBinaries) -> Result<Self> {
+        Self::start_with(dir, binaries, true).await
+    }
+
+    /// Like [`ControlPlane::start`]; with `controllers` false only etcd and the
+    /// apiserver run (benchmarks that load objects no controller should touch).
+    pub async fn start_with(
+        dir: &Path,
+        binaries: ControlPlaneBinaries,
+        controllers: bool,
+    ) -> Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let pki_dir = dir.join("pki");
         let logs = dir.join("logs");
@@ -123,6 +133,9 @@ impl ControlPlane {
         let client = me.client().await?;
         me.wait_ready(&client, Duration::from_secs(90)).await?;
         me.time_to_ready = started.elapsed();
+        if !controllers {
+            return Ok(me);
+        }
 
         let kubeconfig = format!("--kubeconfig={}", p(&me.kubeconfig));
         me.spawn(

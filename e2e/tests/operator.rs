@@ -448,3 +448,59 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
     )?;
     Ok(())
 }
+
+#[test]
+fn the_apiserver_rejects_scan_policy_mistakes_with_clear_messages() -> Result<()> {
+    let cluster = shared();
+    let ns = cluster.namespace("policy")?;
+    cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            repo_root().join("crds/posture.dev.yaml").to_str().unwrap(),
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/scanpolicies.posture.dev",
+        ],
+        None,
+    )?;
+    let apply = |spec: &str| {
+        let doc = format!(
+            "apiVersion: posture.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {{name: p, namespace: {}}}\nspec:\n{spec}",
+            ns.name
+        );
+        cluster.kubectl(&["apply", "-f", "-"], Some(&doc)).map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+    };
+    // The empty policy is valid: the whole cluster, every rule.
+    let (ok, err) = apply("  {}\n")?;
+    assert!(ok, "{err}");
+    let (ok, err) = apply("  rules: {enable: [public-nodeport], disable: [public-nodeport]}\n")?;
+    assert!(
+        !ok && err.contains("cannot be both enabled and disabled"),
+        "{err}"
+    );
+    let (ok, err) = apply(
+        "  exceptions: [{rule: public-nodeport, reason: \"  \", expires: \"2027-01-31\"}]\n",
+    )?;
+    assert!(!ok && err.contains("spec.exceptions[0].reason"), "{err}");
+    let (ok, err) = apply(
+        "  exceptions: [{rule: public-nodeport, reason: legacy bastion, expires: \"31/01/2027\"}]\n",
+    )?;
+    assert!(!ok && err.contains("spec.exceptions[0].expires"), "{err}");
+    let (ok, err) = apply("  admission: {mode: Block}\n")?;
+    assert!(!ok && err.contains("Unsupported value: \"Block\""), "{err}");
+    let (ok, err) = apply("  findings: {retention: a-week}\n")?;
+    assert!(!ok && err.contains("spec.findings.retention"), "{err}");
+    Ok(())
+}

@@ -6,6 +6,7 @@
 mod graph;
 mod model;
 pub mod rbac;
+pub mod synthetic;
 pub mod workload;
 
 pub use graph::{Inventory, Relation, RelationKind};

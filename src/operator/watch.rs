@@ -33,16 +33,93 @@ pub enum Change {
     PoliciesRelisted(Vec<ScanPolicy>),
 }
 
-/// Drops what rules never read and costs memory: managed fields and the
-/// last-applied-configuration annotation (a full copy of the object).
-fn slim<K: Resource>(mut object: K) -> K {
+/// Drops what rules never read and costs memory: managed fields, the
+/// last-applied-configuration annotation (a full copy of the object), status, and the
+/// pod spec of pods and replica sets that a workload controls (rules judge the
+/// controlling workload's template; the copy adds nothing but memory).
+fn slim<K: Resource + Slim>(mut object: K) -> K {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
+    let controlled = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
+    object.slim(controlled);
     object
 }
+
+/// Kind-specific memory trimming, see [`slim`].
+pub trait Slim {
+    fn slim(&mut self, _controlled: bool) {}
+}
+
+macro_rules! drop_status {
+    ($($kind:ty),*) => {$(
+        impl Slim for $kind {
+            fn slim(&mut self, _controlled: bool) {
+                self.status = None;
+            }
+        }
+    )*};
+}
+
+drop_status!(
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    Service,
+    Ingress,
+    Namespace
+);
+
+impl Slim for Pod {
+    fn slim(&mut self, controlled: bool) {
+        self.status = None;
+        if controlled {
+            self.spec = None;
+        }
+    }
+}
+
+impl Slim for ReplicaSet {
+    fn slim(&mut self, controlled: bool) {
+        self.status = None;
+        if controlled {
+            self.spec = None;
+        }
+    }
+}
+
+impl Slim for Job {
+    fn slim(&mut self, controlled: bool) {
+        self.status = None;
+        if controlled {
+            self.spec = None;
+        }
+    }
+}
+
+impl Slim for Node {
+    fn slim(&mut self, _controlled: bool) {
+        // The image list of a node runs to hundreds of entries.
+        if let Some(status) = self.status.as_mut() {
+            status.images = None;
+        }
+    }
+}
+
+impl Slim for NetworkPolicy {}
+impl Slim for ServiceAccount {}
+impl Slim for Role {}
+impl Slim for ClusterRole {}
+impl Slim for RoleBinding {}
+impl Slim for ClusterRoleBinding {}
+impl Slim for ConfigMap {}
 
 fn spawn_watch<K>(
     client: &Client,
@@ -51,7 +128,7 @@ fn spawn_watch<K>(
     kind: Kind,
     wrap: fn(Arc<K>) -> Object,
 ) where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Slim + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let api: Api<DeserializeGuard<K>> = Api::all(client.clone());
     let tx = tx.clone();
