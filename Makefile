@@ -8,8 +8,11 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEV := $(CURDIR)/.dev
+POSTURE_CACHE ?= $(HOME)/.cache/posture
+VENV := $(POSTURE_CACHE)/venv
+export POSTURE_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build controlplane test unit e2e cluster-up cluster-down fmt lint bench-controlplane
+.PHONY: all build controlplane pyenv test unit e2e cluster-up cluster-down fmt lint bench-controlplane
 
 all: build
 
@@ -22,8 +25,15 @@ build:
 controlplane:
 	e2e/controlplane/build.sh
 
+## pyenv: Python tools the tests use (SARIF schema validation), in a venv
+pyenv: $(VENV)/.installed
+$(VENV)/.installed: tests/tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/tools/requirements.txt
+	touch $@
+
 ## test: unit, integration and end-to-end tests
-test: controlplane build
+test: controlplane pyenv build
 	$(CARGO) test --workspace
 
 ## unit: tests that need no control plane

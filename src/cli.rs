@@ -13,7 +13,7 @@ use crate::operator::OperatorArgs;
     name = "posture",
     version,
     about,
-    after_help = "Examples:\n  posture crds | kubectl apply --server-side -f -\n  posture operator --metrics-addr 127.0.0.1:8080\n  kubectl get findings -A"
+    after_help = "Examples:\n  posture scan deploy/ --fail-on high\n  posture crds | kubectl apply --server-side -f -\n  posture operator --metrics-addr 127.0.0.1:8080\n  kubectl get findings -A"
 )]
 pub struct Cli {
     /// Log format.
@@ -36,6 +36,11 @@ pub enum Command {
         after_help = "Example:\n  KUBECONFIG=~/.kube/config posture operator --leader-election=false --metrics-addr 127.0.0.1:8080\n\nLog level: RUST_LOG (default info)."
     )]
     Operator(OperatorArgs),
+    /// Scan Kubernetes manifests with the cluster rules, before they reach a cluster.
+    #[command(
+        after_help = "Examples:\n  posture scan deploy/                                   # a folder, recursively\n  helm template my-release ./chart | posture scan -       # stdin\n  posture scan k8s/ --format sarif > posture.sarif        # for code scanning\n  posture scan k8s/ --policy scanpolicy.yaml --fail-on high\n\nExit codes: 0 no finding at or above --fail-on, 1 there is one, 2 bad input."
+    )]
+    Scan(crate::scan::ScanArgs),
     /// Print the CustomResourceDefinitions (ScanPolicy, Finding) as YAML.
     #[command(after_help = "Example:\n  posture crds | kubectl apply --server-side -f -")]
     Crds,
@@ -59,6 +64,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::api::crds_yaml()?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Scan(args) => crate::scan::run(args),
         Command::Operator(args) => {
             init_logging(cli.log_format);
             crate::operator::run(args).await?;

@@ -6,6 +6,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod collect;
 pub mod inventory;
 pub mod operator;
+pub mod report;
 pub mod rules;
+pub mod scan;

@@ -1,0 +1,3 @@
+//! Collectors: they read the world into the inventory and never judge it.
+
+pub mod manifests;

@@ -1,0 +1,144 @@
+//! `posture scan`: the cluster rules on manifests, before they reach a cluster. It
+//! builds the same inventory the operator builds and runs the same engine, so a
+//! finding here is the finding the operator would raise and the webhook would block.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::ValueEnum;
+
+use crate::api::{ScanPolicy, Severity};
+use crate::collect::manifests::{InputError, read_inputs};
+use crate::report;
+use crate::rules::policy::{Policy, PolicySet, today};
+use crate::rules::{Engine, Evaluation};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+/// `posture scan` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScanArgs {
+    /// Manifest files, folders (searched for .yaml, .yml and .json) or `-` for stdin.
+    #[arg(required = true, value_name = "PATH|-")]
+    pub paths: Vec<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Exit with code 1 when a finding at or above this severity exists
+    /// (critical, high, medium, low, info).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// A ScanPolicy manifest to apply: rules on/off, severity overrides, namespace
+    /// scope, exceptions.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Namespace of manifests that name none (as `kubectl apply -n`).
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
+    pub color: ColourChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColourChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit codes: 0 clean (or below `--fail-on`), 1 a finding at or above `--fail-on`,
+/// 2 bad input (reported, after scanning everything that could be read).
+pub fn run(args: ScanArgs) -> Result<ExitCode> {
+    let policy = match &args.policy {
+        Some(path) => match load_policy(path) {
+            Ok(policy) => policy,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Policy::allow_all(),
+    };
+    let manifests = read_inputs(&args.paths, &args.namespace);
+    let inventory = manifests.inventory();
+    let engine = Engine::default();
+    let policies = PolicySet::single(policy);
+    let (evaluation, _) = Evaluation::full(&engine, &inventory, &policies);
+
+    let findings = report::collect(&engine, evaluation.findings(), |f| {
+        manifests
+            .source_of(&f.subject)
+            .or_else(|| f.hit.affected.iter().find_map(|w| manifests.source_of(w)))
+            .cloned()
+    });
+    for error in &manifests.errors {
+        eprintln!("error: {error}");
+    }
+    let output = match args.format {
+        Format::Table => {
+            let colour = match args.color {
+                ColourChoice::Always => true,
+                ColourChoice::Never => false,
+                ColourChoice::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            report::table::render(&findings, &manifests.errors, colour)
+        }
+        Format::Json => report::json::render(&findings, &manifests.errors),
+        Format::Sarif => report::sarif::render(&engine, &findings, &manifests.errors),
+    };
+    print!("{output}");
+    if manifests.files == 0 && manifests.errors.is_empty() {
+        eprintln!("warning: no manifests found in {}", args.paths.join(", "));
+    }
+    Ok(exit_code(&manifests.errors, &findings, args.fail_on))
+}
+
+fn exit_code(
+    errors: &[InputError],
+    findings: &[report::Reported<'_>],
+    fail_on: Option<Severity>,
+) -> ExitCode {
+    if !errors.is_empty() {
+        return ExitCode::from(2);
+    }
+    let failing = fail_on.is_some_and(|threshold| {
+        findings
+            .iter()
+            .any(|f| f.suppressed_by.is_none() && f.severity >= threshold)
+    });
+    if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Reads a ScanPolicy manifest (the first ScanPolicy document of the file).
+fn load_policy(path: &PathBuf) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+    for (line, doc) in crate::collect::manifests::split_documents(&text) {
+        let value: serde_json::Value = serde_yaml_ng::from_str(&doc)
+            .with_context(|| format!("{} (line {line}): not valid YAML", path.display()))?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some("ScanPolicy") {
+            continue;
+        }
+        let policy: ScanPolicy = serde_json::from_value(value)
+            .with_context(|| format!("{} (line {line}): not a valid ScanPolicy", path.display()))?;
+        return Ok(Policy::from_resource(&policy, today()));
+    }
+    anyhow::bail!(
+        "{} holds no ScanPolicy (kind: ScanPolicy, apiVersion: posture.dev/v1alpha1)",
+        path.display()
+    )
+}

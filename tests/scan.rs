@@ -1,0 +1,274 @@
+//! `posture scan` end to end on fixture manifests: relations across documents and
+//! files, formats, exit codes, policy as code, bad input.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const POSTURE: &str = env!("CARGO_BIN_EXE_posture");
+
+fn fixtures(path: &str) -> String {
+    format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scan(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(POSTURE)
+        .arg("scan")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("posture runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--format", "json"];
+    all.extend_from_slice(args);
+    let out = scan(&all, None);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn rule_subjects(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                f["subject"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn relations_hold_across_documents_and_files() {
+    let report = json(&[&fixtures("scan")]);
+    let found = rule_subjects(&report);
+    assert!(
+        found.contains(&(
+            "public-loadbalancer".into(),
+            "Service/shop/api-public".into()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            "rbac-cluster-admin".into(),
+            "ServiceAccount/shop/api".into()
+        )),
+        "{found:?}"
+    );
+    let lb = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "public-loadbalancer")
+        .unwrap();
+    // The Service in service.yaml routes to the Deployment in app.yaml.
+    assert!(
+        lb["message"].as_str().unwrap().contains("Deployment/api"),
+        "{lb}"
+    );
+    assert_eq!(lb["location"]["file"], fixtures("scan/service.yaml"));
+    assert_eq!(lb["location"]["line"], 1);
+    // The binding comes from a JSON List in a subfolder; the subject's location is the
+    // ServiceAccount's document, the second of app.yaml.
+    let admin = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "rbac-cluster-admin")
+        .unwrap();
+    assert!(
+        admin["message"]
+            .as_str()
+            .unwrap()
+            .contains("used by Deployment/api"),
+        "{admin}"
+    );
+    assert_eq!(
+        (
+            admin["location"]["document"].as_u64(),
+            admin["location"]["line"].as_u64()
+        ),
+        (Some(2), Some(19))
+    );
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    let dir = fixtures("scan");
+    assert_eq!(
+        scan(&[&dir], None).status.code(),
+        Some(0),
+        "no --fail-on: report only"
+    );
+    assert_eq!(
+        scan(&[&dir, "--fail-on", "critical"], None).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        scan(
+            &[&fixtures("rules/privileged-pass.yaml"), "--fail-on", "info"],
+            None
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let out = scan(&[&dir, "--fail-on", "severe"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown severity"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_the_rest_is_still_scanned() {
+    let input = "apiVersion: v1\nkind: Service\nmetadata: {name: ok}\nspec: {type: NodePort, selector: {a: b}, ports: [{port: 22}]}\n---\nkind: Deployment\nmetadata: {name: broken\n  spec: [\n";
+    let out = scan(&["-", "--format", "json"], Some(input));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("-: document 2 (line 6): not valid YAML"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rule_subjects(&report),
+        vec![(
+            "public-nodeport".to_owned(),
+            "Service/default/ok".to_owned()
+        )]
+    );
+    assert_eq!(report["errors"][0]["document"], 2);
+
+    let missing = scan(&["/no/such/dir"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("/no/such/dir: cannot read"),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn a_policy_overrides_severities_and_suppresses_with_exceptions() {
+    let policy = fixtures("scan-policy.yaml");
+    let report = json(&[&fixtures("scan"), "--policy", &policy]);
+    let findings = report["findings"].as_array().unwrap();
+    let lb = findings
+        .iter()
+        .find(|f| f["rule"] == "public-loadbalancer")
+        .unwrap();
+    assert_eq!(lb["severity"], "Medium");
+    let admin = findings
+        .iter()
+        .find(|f| f["rule"] == "rbac-cluster-admin")
+        .unwrap();
+    assert_eq!(
+        admin["suppressedBy"],
+        "migration job, removed in Q1; expires=2099-12-31"
+    );
+    // Suppressed findings do not fail the build.
+    assert_eq!(
+        scan(
+            &[&fixtures("scan"), "--policy", &policy, "--fail-on", "high"],
+            None
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let bad = scan(
+        &[
+            &fixtures("scan"),
+            "--policy",
+            &fixtures("scan/service.yaml"),
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("holds no ScanPolicy"));
+}
+
+#[test]
+fn sarif_output_is_valid_against_the_sarif_2_1_0_schema() {
+    let out = scan(&[&fixtures("scan"), "--format", "sarif"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &sarif["runs"][0];
+    assert_eq!(sarif["version"], "2.1.0");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    for result in run["results"].as_array().unwrap() {
+        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[index]["id"], result["ruleId"]);
+        assert!(
+            result["locations"][0]["physicalLocation"]["region"]["startLine"]
+                .as_u64()
+                .unwrap()
+                >= 1
+        );
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &out.stdout).unwrap();
+    let python = std::env::var("POSTURE_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/posture/venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let validate = Command::new(&python)
+        .arg(fixtures("../tools/validate_sarif.py"))
+        .arg(file.path())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python}: {e}; run `make pyenv` to install the SARIF schema validator")
+        });
+    assert!(
+        validate.status.success(),
+        "SARIF not valid against its schema:\n{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+}
+
+#[test]
+fn table_groups_by_subject_and_help_has_examples() {
+    let out = scan(&[&fixtures("scan"), "--color", "never"], None);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("Service shop/api-public"), "{table}");
+    assert!(table.contains("fix: "), "{table}");
+    assert!(
+        table
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("2 findings (1 critical, 1 high)"),
+        "{table}"
+    );
+    let help = Command::new(POSTURE)
+        .args(["scan", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout)
+            .contains("helm template my-release ./chart | posture scan -")
+    );
+}
