@@ -29,6 +29,14 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RulesFormat {
+    Table,
+    Json,
+    /// The catalog page committed as docs/rules.md.
+    Markdown,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator: watch the cluster, evaluate the rules, write Findings and tags.
@@ -41,6 +49,14 @@ pub enum Command {
         after_help = "Examples:\n  posture scan deploy/                                   # a folder, recursively\n  helm template my-release ./chart | posture scan -       # stdin\n  posture scan k8s/ --format sarif > posture.sarif        # for code scanning\n  posture scan k8s/ --policy scanpolicy.yaml --fail-on high\n\nExit codes: 0 no finding at or above --fail-on, 1 there is one, 2 bad input."
     )]
     Scan(crate::scan::ScanArgs),
+    /// List the rule catalog.
+    #[command(
+        after_help = "Examples:\n  posture rules\n  posture rules --format json | jq '.rules[] | select(.severity == \"Critical\")'"
+    )]
+    Rules {
+        #[arg(long, short, value_enum, default_value_t = RulesFormat::Table)]
+        format: RulesFormat,
+    },
     /// Print the CustomResourceDefinitions (ScanPolicy, Finding) as YAML.
     #[command(after_help = "Example:\n  posture crds | kubectl apply --server-side -f -")]
     Crds,
@@ -65,6 +81,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => crate::scan::run(args),
+        Command::Rules { format } => {
+            let engine = crate::rules::Engine::default();
+            let text = match format {
+                RulesFormat::Table => crate::report::catalog::table(&engine),
+                RulesFormat::Json => crate::report::catalog::json(&engine),
+                RulesFormat::Markdown => crate::report::catalog::markdown(&engine),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Operator(args) => {
             init_logging(cli.log_format);
             crate::operator::run(args).await?;

@@ -209,6 +209,32 @@ fn a_policy_overrides_severities_and_suppresses_with_exceptions() {
 }
 
 #[test]
+fn annotation_exceptions_suppress_until_they_expire() {
+    let report = json(&[&fixtures("scan")]);
+    let findings = report["findings"].as_array().unwrap();
+    let by_subject = |name: &str| {
+        findings
+            .iter()
+            .find(|f| f["subject"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_subject("debug-ssh")["suppressedBy"],
+        "break-glass access for the on-call team; expires=2099-01-31"
+    );
+    let expired = by_subject("old-ssh");
+    assert!(expired.get("suppressedBy").is_none());
+    assert!(
+        expired["message"]
+            .as_str()
+            .unwrap()
+            .contains("exception expired on 2020-01-31"),
+        "{expired}"
+    );
+}
+
+#[test]
 fn sarif_output_is_valid_against_the_sarif_2_1_0_schema() {
     let out = scan(&[&fixtures("scan"), "--format", "sarif"], None);
     assert_eq!(out.status.code(), Some(0));
@@ -260,7 +286,7 @@ fn table_groups_by_subject_and_help_has_examples() {
             .lines()
             .last()
             .unwrap()
-            .starts_with("2 findings (1 critical, 1 high)"),
+            .starts_with("3 findings (1 critical, 1 high, 1 medium), 1 suppressed by exceptions"),
         "{table}"
     );
     let help = Command::new(POSTURE)

@@ -1,6 +1,7 @@
 //! Output for people and pipelines: a table, JSON (the contract in DESIGN.md) and
 //! SARIF 2.1.0.
 
+pub mod catalog;
 pub mod json;
 pub mod sarif;
 pub mod table;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
-use super::policy::PolicySet;
+use super::policy::{AnnotatedException, PolicySet, annotated_exception};
 use super::{Context, Hit, Rule, RuleConfig, SubjectKind, catalog};
 use crate::api::Severity;
 use crate::inventory::rbac::{RbacSubject, binding_parts};
@@ -116,13 +116,27 @@ impl Engine {
             if !policy.rule_enabled(&rule.meta) {
                 continue;
             }
-            let Some(hit) = (rule.check)(&ctx, subject) else {
+            let Some(mut hit) = (rule.check)(&ctx, subject) else {
                 continue;
             };
             let severity = policy.severity(&rule.meta, hit.severity.unwrap_or(rule.meta.severity));
-            let suppressed_by = policy
+            let mut suppressed_by = policy
                 .exception_for(rule.meta.id, subject)
                 .map(|e| format!("{}; expires={}", e.reason, e.expires));
+            let annotations = inventory
+                .get(subject)
+                .and_then(|o| o.meta().annotations.as_ref());
+            match annotated_exception(annotations, rule.meta.id, policy.today()) {
+                Some(AnnotatedException::Valid(text)) if suppressed_by.is_none() => {
+                    suppressed_by = Some(text)
+                }
+                Some(AnnotatedException::Invalid(why)) => {
+                    // An exception that no longer holds is itself worth reporting.
+                    hit.message.push_str(&format!(" ({why})"));
+                    hit.evidence.push(("exception".into(), why));
+                }
+                _ => {}
+            }
             out.push(RawFinding {
                 rule: rule.meta.id,
                 subject: subject.clone(),

@@ -127,12 +127,67 @@ impl Policy {
             })
     }
 
+    /// The date exceptions are compared with.
+    pub fn today(&self) -> Date {
+        self.today
+    }
+
     pub fn tagging_enabled(&self) -> bool {
         self.spec.tagging.as_ref().is_none_or(|t| t.enabled)
     }
 
     pub fn retention(&self) -> Duration {
         self.spec.findings.clone().unwrap_or_default().retention()
+    }
+}
+
+/// Prefix of the per-object exception annotation:
+/// `posture.dev/exception.<rule-id>: "<reason>; expires=YYYY-MM-DD"`.
+pub const EXCEPTION_ANNOTATION: &str = "posture.dev/exception.";
+
+/// What an exception annotation on the subject says about a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnnotatedException {
+    /// Holds: the finding is suppressed with this text.
+    Valid(String),
+    /// Present but not honoured (expired, no reason, no date): said in the finding.
+    Invalid(String),
+}
+
+/// Reads the exception annotation for `rule` from the subject's annotations.
+pub fn annotated_exception(
+    annotations: Option<&BTreeMap<String, String>>,
+    rule: &str,
+    today: Date,
+) -> Option<AnnotatedException> {
+    let value = annotations?.get(&format!("{EXCEPTION_ANNOTATION}{rule}"))?;
+    let (reason, expires) = match value.rsplit_once(';') {
+        Some((reason, rest)) => (
+            reason.trim(),
+            rest.trim().strip_prefix("expires=").map(str::trim),
+        ),
+        None => (value.trim(), None),
+    };
+    let Some(expires) = expires else {
+        return Some(AnnotatedException::Invalid(format!(
+            "exception annotation ignored: it needs \"<reason>; expires=YYYY-MM-DD\", found {value:?}"
+        )));
+    };
+    if reason.is_empty() {
+        return Some(AnnotatedException::Invalid(
+            "exception annotation ignored: it has no reason".into(),
+        ));
+    }
+    match expires.parse::<Date>() {
+        Ok(date) if date >= today => Some(AnnotatedException::Valid(format!(
+            "{reason}; expires={date}"
+        ))),
+        Ok(date) => Some(AnnotatedException::Invalid(format!(
+            "exception expired on {date} ({reason}); fix the finding or renew the exception"
+        ))),
+        Err(_) => Some(AnnotatedException::Invalid(format!(
+            "exception annotation ignored: {expires:?} is not a date (YYYY-MM-DD)"
+        ))),
     }
 }
 
@@ -277,6 +332,46 @@ mod tests {
         assert!(policy.covers_namespace("shared", None));
         assert!(!policy.covers_namespace("other", None));
         assert!(!policy.covers_namespace("kube-system", Some(&team_a)));
+    }
+
+    #[test]
+    fn annotated_exceptions() {
+        let today = date("2026-06-30");
+        let annotations = |v: &str| -> BTreeMap<String, String> {
+            [(
+                "posture.dev/exception.public-nodeport".to_owned(),
+                v.to_owned(),
+            )]
+            .into()
+        };
+        let check = |v: &str| annotated_exception(Some(&annotations(v)), "public-nodeport", today);
+        assert_eq!(
+            check("legacy bastion; expires=2026-06-30"),
+            Some(AnnotatedException::Valid(
+                "legacy bastion; expires=2026-06-30".into()
+            ))
+        );
+        assert!(
+            matches!(check("legacy bastion; expires=2026-06-29"), Some(AnnotatedException::Invalid(m)) if m.contains("expired on 2026-06-29"))
+        );
+        assert!(matches!(
+            check("legacy bastion"),
+            Some(AnnotatedException::Invalid(_))
+        ));
+        assert!(
+            matches!(check("; expires=2030-01-01"), Some(AnnotatedException::Invalid(m)) if m.contains("no reason"))
+        );
+        assert!(
+            matches!(check("x; expires=soon"), Some(AnnotatedException::Invalid(m)) if m.contains("not a date"))
+        );
+        assert_eq!(
+            annotated_exception(
+                Some(&annotations("x; expires=2030-01-01")),
+                "public-loadbalancer",
+                today
+            ),
+            None
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The committed CRD YAML is what `posture crds` prints: a changed type without
-//! regenerated `crds/` fails here.
+//! Generated files stay in step with the code: `crds/` is what `posture crds` prints,
+//! `docs/rules.md` what `posture rules --format markdown` prints.
 
 #[test]
 fn committed_crds_match_the_types() {
@@ -47,4 +47,15 @@ fn crds_carry_short_names_printer_columns_and_status() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(columns, ["Severity", "Rule", "Subject", "State", "Age"]);
+}
+
+#[test]
+fn committed_rule_docs_match_the_catalog() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/rules.md");
+    let committed = std::fs::read_to_string(path).expect("docs/rules.md exists");
+    let generated = posture::report::catalog::markdown(&posture::rules::Engine::default());
+    assert!(
+        committed == generated,
+        "docs/rules.md is out of date: run `cargo run -- rules --format markdown > docs/rules.md`"
+    );
 }
