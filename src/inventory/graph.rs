@@ -265,10 +265,16 @@ impl Inventory {
         self.children.get(key).into_iter().flatten()
     }
 
-    /// ServiceAccounts that exist or that a workload runs as.
+    /// ServiceAccounts that exist, that a workload runs as, or that a binding names.
     pub fn service_accounts(&self) -> BTreeSet<ObjectKey> {
         let mut all = self.service_accounts.clone();
         all.extend(self.workloads_by_account.keys().cloned());
+        all.extend(self.bindings_by_subject.keys().filter_map(|s| match s {
+            RbacSubject::ServiceAccount { namespace, name } => {
+                Some(ObjectKey::namespaced(Kind::ServiceAccount, namespace, name))
+            }
+            _ => None,
+        }));
         all
     }
 
@@ -279,6 +285,11 @@ impl Inventory {
 
     pub fn bindings_for(&self, subject: &RbacSubject) -> impl Iterator<Item = &ObjectKey> {
         self.bindings_by_subject.get(subject).into_iter().flatten()
+    }
+
+    /// Every RoleBinding and ClusterRoleBinding.
+    pub fn bindings(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.bindings_by_role.values().flatten()
     }
 
     pub fn bindings_of_role(&self, role: &ObjectKey) -> impl Iterator<Item = &ObjectKey> {

@@ -84,6 +84,7 @@ impl Engine {
         subjects.extend(inventory.services().cloned());
         subjects.extend(inventory.ingresses().cloned());
         subjects.extend(inventory.service_accounts());
+        subjects.extend(inventory.bindings().cloned());
         subjects
     }
 
@@ -204,6 +205,15 @@ impl Engine {
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 out.extend(accounts_of_binding(inventory, object));
+                out.insert(key);
+            }
+            Object::NetworkPolicy(_) => {
+                // Which workloads some policy selects: every workload of the namespace.
+                out.extend(
+                    inventory
+                        .root_workloads_in(key.namespace().unwrap_or_default())
+                        .cloned(),
+                );
             }
             Object::Role(_) | Object::ClusterRole(_) => {
                 for binding in inventory.bindings_of_role(&key) {

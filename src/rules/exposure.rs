@@ -73,6 +73,39 @@ pub fn rules() -> Vec<Rule> {
         },
         Rule {
             meta: RuleMeta {
+                id: "ingress-without-tls",
+                title: "Ingress serves plain HTTP",
+                severity: Severity::Medium,
+                category: Category::PublicExposure,
+                remediation: "Add spec.tls with a certificate for every host (cert-manager can issue them) and redirect HTTP to HTTPS.",
+                tags: &[],
+                frameworks: &[
+                    (NIST, "PR.DS-02"),
+                    (NSA, "Network separation and hardening"),
+                ],
+                subject: SubjectKind::Ingress,
+            },
+            check: ingress_without_tls,
+        },
+        Rule {
+            meta: RuleMeta {
+                id: "no-ingress-network-policy",
+                title: "Workload is not selected by any ingress NetworkPolicy",
+                severity: Severity::Low,
+                category: Category::PublicExposure,
+                remediation: "Add a default-deny ingress NetworkPolicy to the namespace and allow only the traffic the workload needs.",
+                tags: &[],
+                frameworks: &[
+                    (CIS, "5.3.2"),
+                    (NSA, "Network separation and hardening"),
+                    (NIST, "PR.IR-01"),
+                ],
+                subject: SubjectKind::Workload,
+            },
+            check: no_network_policy,
+        },
+        Rule {
+            meta: RuleMeta {
                 id: "host-network",
                 title: "Workload uses the node's network namespace",
                 severity: Severity::Medium,
@@ -286,10 +319,26 @@ fn public_external_ip(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     Some(hit.evidence("externalIPs", ips.join(", ")))
 }
 
+/// An Ingress served by an internal controller or load balancer is not public.
+fn is_internal_ingress(ing: &k8s_openapi::api::networking::v1::Ingress) -> bool {
+    let class = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref());
+    let annotations = ing.metadata.annotations.as_ref();
+    let annotation = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
+    class.is_some_and(|c| c.contains("internal") || c.contains("private"))
+        || annotation("kubernetes.io/ingress.class").is_some_and(|c| c.contains("internal"))
+        || annotation("alb.ingress.kubernetes.io/scheme") == Some("internal")
+}
+
 fn public_ingress(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    let Object::Ingress(_) = ctx.inventory.get(key)? else {
+    let Object::Ingress(ing) = ctx.inventory.get(key)? else {
         return None;
     };
+    if is_internal_ingress(ing) {
+        return None;
+    }
     let services = ctx.inventory.services_behind(key);
     if services.is_empty() {
         return None;
@@ -309,6 +358,82 @@ fn public_ingress(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
         ))
         .evidence("services", names.join(", "))
         .affected(workloads),
+    )
+}
+
+fn ingress_without_tls(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let Object::Ingress(ing) = ctx.inventory.get(key)? else {
+        return None;
+    };
+    let spec = ing.spec.as_ref()?;
+    let hosts: Vec<&str> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.host.as_deref())
+        .collect();
+    let covered: Vec<&str> = spec
+        .tls
+        .iter()
+        .flatten()
+        .flat_map(|t| t.hosts.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    let has_tls = spec.tls.as_ref().is_some_and(|t| !t.is_empty());
+    let plain: Vec<&str> = hosts
+        .iter()
+        .copied()
+        .filter(|h| !covered.contains(h))
+        .collect();
+    if has_tls && plain.is_empty() {
+        return None;
+    }
+    let what = if plain.is_empty() {
+        "all hosts".to_owned()
+    } else {
+        plain.join(", ")
+    };
+    Some(
+        Hit::new(format!("Ingress {} serves {what} without TLS", key.name)).evidence("hosts", what),
+    )
+}
+
+/// Whether an ingress-restricting NetworkPolicy of the namespace selects these labels.
+fn selected_by_ingress_policy(
+    ctx: &Context<'_>,
+    namespace: &str,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    ctx.inventory.objects_in(namespace).any(|key| {
+        let Some(Object::NetworkPolicy(np)) = ctx.inventory.get(key) else {
+            return false;
+        };
+        let Some(spec) = &np.spec else { return false };
+        // Without policyTypes, a policy restricts ingress (and egress only if it has rules).
+        let restricts_ingress = spec
+            .policy_types
+            .as_ref()
+            .is_none_or(|t| t.iter().any(|p| p == "Ingress"));
+        restricts_ingress
+            && spec
+                .pod_selector
+                .as_ref()
+                .is_none_or(|selector| crate::rules::policy::selector_matches(selector, labels))
+    })
+}
+
+fn no_network_policy(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let object = ctx.inventory.get(key)?;
+    let template = pod_template(object)?;
+    let namespace = key.namespace()?;
+    if template.spec.host_network == Some(true)
+        || selected_by_ingress_policy(ctx, namespace, template.labels)
+    {
+        return None;
+    }
+    Some(
+        Hit::new(format!("{} {} accepts traffic from any pod: no ingress NetworkPolicy in {namespace} selects it", key.kind, key.name))
+            .affected(vec![key.clone()]),
     )
 }
 
@@ -422,6 +547,28 @@ mod tests {
             ["web"]
         );
         assert!(run("public-ingress", &fixture("exposure-pass.yaml")).is_empty());
+    }
+
+    #[test]
+    fn ingress_tls_and_network_policies() {
+        let fail = fixture("exposure-fail.yaml");
+        assert_eq!(run("ingress-without-tls", &fail).len(), 1);
+        let unprotected: Vec<String> = run("no-ingress-network-policy", &fail)
+            .into_iter()
+            .map(|(k, _)| k.name)
+            .collect();
+        assert!(
+            unprotected.contains(&"web".to_owned())
+                && !unprotected.contains(&"netdebug".to_owned()),
+            "{unprotected:?}"
+        );
+        let pass = fixture("exposure-pass.yaml");
+        assert!(run("ingress-without-tls", &pass).is_empty());
+        assert!(
+            run("no-ingress-network-policy", &pass).is_empty(),
+            "{:?}",
+            run("no-ingress-network-policy", &pass)
+        );
     }
 
     #[test]

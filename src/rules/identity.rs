@@ -15,6 +15,64 @@ const FRAMEWORKS: &[(&str, &str)] = &[
     (NSA, "Authentication and authorization"),
 ];
 
+/// Groups no binding should grant anything to, and how bad it is.
+const BROAD_GROUPS: &[(&str, Severity, &str)] = &[
+    (
+        "system:anonymous",
+        Severity::Critical,
+        "every anonymous request",
+    ),
+    (
+        "system:unauthenticated",
+        Severity::Critical,
+        "every unauthenticated request",
+    ),
+    (
+        "system:authenticated",
+        Severity::High,
+        "every authenticated identity, ServiceAccounts of all namespaces included",
+    ),
+    (
+        "system:masters",
+        Severity::High,
+        "a group that bypasses RBAC entirely; membership is granted by certificates and cannot be revoked",
+    ),
+];
+
+fn broad_binding(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let object = ctx.inventory.get(key)?;
+    let (subjects, role_ref, _) = crate::inventory::rbac::binding_parts(object)?;
+    let mut worst: Option<(Severity, &str, &str)> = None;
+    for subject in subjects
+        .iter()
+        .filter(|s| s.kind == "Group" || s.kind == "User")
+    {
+        let name = subject.name.as_str();
+        let name = if name == "system:anonymous" || subject.kind == "Group" {
+            name
+        } else {
+            continue;
+        };
+        if let Some((group, severity, why)) = BROAD_GROUPS.iter().find(|(g, _, _)| *g == name)
+            && worst.is_none_or(|(s, _, _)| *severity > s)
+        {
+            worst = Some((*severity, group, why));
+        }
+    }
+    let (severity, group, why) = worst?;
+    let hit = Hit::new(format!(
+        "{} {} grants {} {} to {group}: {why}",
+        key.kind, key.name, role_ref.kind, role_ref.name
+    ))
+    .evidence("group", group)
+    .evidence("role", format!("{}/{}", role_ref.kind, role_ref.name));
+    Some(if severity != Severity::Critical {
+        hit.severity(severity)
+    } else {
+        hit
+    })
+}
+
 /// A permission check: (verb, API group, resource) triples, any of which counts.
 struct Permission {
     any_of: &'static [(&'static str, &'static str, &'static str)],
@@ -41,6 +99,23 @@ macro_rules! rbac_rule {
 
 pub fn rules() -> Vec<Rule> {
     vec![
+        Rule {
+            meta: RuleMeta {
+                id: "rbac-binding-to-broad-group",
+                title: "Binding grants a role to anonymous, unauthenticated, all authenticated users or system:masters",
+                severity: Severity::Critical,
+                category: Category::OverPrivilegedIdentity,
+                remediation: "Bind the role to the specific users, groups or ServiceAccounts that need it; never to system:anonymous, system:unauthenticated, system:authenticated or system:masters.",
+                tags: &[],
+                frameworks: &[
+                    (CIS, "5.1.1"),
+                    (NIST, "PR.AA-05"),
+                    (NSA, "Authentication and authorization"),
+                ],
+                subject: SubjectKind::Binding,
+            },
+            check: broad_binding,
+        },
         rbac_rule!(
             "rbac-cluster-admin",
             "ServiceAccount bound to cluster-admin",
@@ -116,6 +191,46 @@ pub fn rules() -> Vec<Rule> {
                 (NSA, "Authentication and authorization")
             ],
             token_create
+        ),
+        rbac_rule!(
+            "rbac-pods-attach",
+            "ServiceAccount can attach to running containers",
+            Severity::High,
+            "Remove create on pods/attach; attaching to a container gives its shell and its credentials.",
+            FRAMEWORKS,
+            pods_attach
+        ),
+        rbac_rule!(
+            "rbac-ephemeral-containers",
+            "ServiceAccount can add ephemeral containers to pods",
+            Severity::High,
+            "Remove update/patch on pods/ephemeralcontainers; an ephemeral container can run any image inside any pod in scope.",
+            FRAMEWORKS,
+            ephemeral_containers
+        ),
+        rbac_rule!(
+            "rbac-csr-approve",
+            "ServiceAccount can approve certificate signing requests",
+            Severity::High,
+            "Remove update on certificatesigningrequests/approval (and approve on signers); approving CSRs mints client certificates, for system:masters too.",
+            FRAMEWORKS,
+            csr_approve
+        ),
+        rbac_rule!(
+            "rbac-aws-auth-write",
+            "ServiceAccount can change the aws-auth ConfigMap",
+            Severity::High,
+            "Remove write verbs on configmaps in kube-system; on EKS the aws-auth ConfigMap maps IAM identities to cluster admin.",
+            FRAMEWORKS,
+            aws_auth_write
+        ),
+        rbac_rule!(
+            "rbac-namespace-patch",
+            "ServiceAccount can change namespaces (and their Pod Security labels)",
+            Severity::Medium,
+            "Remove patch/update on namespaces; relabelling a namespace switches off its Pod Security admission level.",
+            FRAMEWORKS,
+            namespace_patch
         ),
         rbac_rule!(
             "rbac-webhook-write",
@@ -295,6 +410,88 @@ fn token_create(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     )
 }
 
+fn pods_attach(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[("create", "", "pods/attach")],
+            cluster_wide_only: false,
+        },
+        "can attach to containers",
+    )
+}
+
+fn ephemeral_containers(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[
+                ("update", "", "pods/ephemeralcontainers"),
+                ("patch", "", "pods/ephemeralcontainers"),
+            ],
+            cluster_wide_only: false,
+        },
+        "can add ephemeral containers to pods",
+    )
+}
+
+fn csr_approve(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    const G: &str = "certificates.k8s.io";
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[
+                ("update", G, "certificatesigningrequests/approval"),
+                ("patch", G, "certificatesigningrequests/approval"),
+            ],
+            cluster_wide_only: false,
+        },
+        "can approve certificate signing requests",
+    )
+}
+
+fn aws_auth_write(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    let grants = grants_for_service_account(ctx.inventory, key);
+    if is_cluster_admin(&grants) {
+        return None;
+    }
+    let matching: Vec<&Grant> = grants
+        .iter()
+        // Only where kube-system's ConfigMaps are in reach, and aws-auth among the names.
+        .filter(|g| {
+            matches!(&g.scope, GrantScope::Cluster)
+                || g.scope == GrantScope::Namespace("kube-system".into())
+        })
+        .filter(|g| {
+            g.rule
+                .resource_names
+                .as_ref()
+                .is_none_or(|n| n.is_empty() || n.iter().any(|n| n == "aws-auth"))
+        })
+        .filter(|g| {
+            ["update", "patch", "create", "delete"]
+                .iter()
+                .any(|v| allows(&g.rule, v, "", "configmaps"))
+        })
+        .collect();
+    hit_for(ctx, key, &matching, "can change the aws-auth ConfigMap")
+}
+
+fn namespace_patch(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
+    check_permission(
+        ctx,
+        key,
+        &Permission {
+            any_of: &[("patch", "", "namespaces"), ("update", "", "namespaces")],
+            cluster_wide_only: true,
+        },
+        "can relabel namespaces",
+    )
+}
+
 fn webhook_write(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     const G: &str = "admissionregistration.k8s.io";
     check_permission(
@@ -347,9 +544,43 @@ mod tests {
     }
 
     #[test]
+    fn bindings_to_broad_groups() {
+        let hits = run(
+            "rbac-binding-to-broad-group",
+            &fixture("identity-fail.yaml"),
+        );
+        let by_name = |n: &str| {
+            hits.iter()
+                .find(|(k, _)| k.name == n)
+                .map(|(_, h)| h.clone())
+        };
+        assert_eq!(
+            by_name("everyone-views").expect("unauthenticated").severity,
+            None,
+            "Critical by default"
+        );
+        assert_eq!(
+            by_name("masters").expect("system:masters").severity,
+            Some(Severity::High)
+        );
+        assert!(
+            run(
+                "rbac-binding-to-broad-group",
+                &fixture("identity-pass.yaml")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn cluster_admin_is_one_finding_not_nine() {
         let fail = fixture("identity-fail.yaml");
         for rule in [
+            "rbac-pods-attach",
+            "rbac-ephemeral-containers",
+            "rbac-csr-approve",
+            "rbac-aws-auth-write",
+            "rbac-namespace-patch",
             "rbac-wildcard",
             "rbac-secrets-read",
             "rbac-pods-exec",
@@ -389,6 +620,11 @@ mod tests {
         let fail = fixture("identity-fail.yaml");
         let pass = fixture("identity-pass.yaml");
         for rule in [
+            "rbac-pods-attach",
+            "rbac-ephemeral-containers",
+            "rbac-csr-approve",
+            "rbac-aws-auth-write",
+            "rbac-namespace-patch",
             "rbac-wildcard",
             "rbac-escalate-bind-impersonate",
             "rbac-secrets-read",

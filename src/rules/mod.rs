@@ -6,6 +6,7 @@
 mod config;
 mod engine;
 mod exposure;
+mod hardening;
 mod identity;
 pub mod policy;
 mod privileged;
@@ -24,6 +25,8 @@ pub enum SubjectKind {
     Service,
     Ingress,
     ServiceAccount,
+    /// A RoleBinding or ClusterRoleBinding.
+    Binding,
     /// A root workload: Deployment, StatefulSet, DaemonSet, CronJob, or a Job, ReplicaSet
     /// or Pod that no other workload controls.
     Workload,
@@ -35,6 +38,7 @@ impl SubjectKind {
             Kind::Service => Some(SubjectKind::Service),
             Kind::Ingress => Some(SubjectKind::Ingress),
             Kind::ServiceAccount => Some(SubjectKind::ServiceAccount),
+            Kind::RoleBinding | Kind::ClusterRoleBinding => Some(SubjectKind::Binding),
             k if k.is_workload() => Some(SubjectKind::Workload),
             _ => None,
         }
@@ -118,6 +122,7 @@ pub fn catalog() -> Vec<Rule> {
     rules.extend(exposure::rules());
     rules.extend(identity::rules());
     rules.extend(privileged::rules());
+    rules.extend(hardening::rules());
     rules
 }
 
