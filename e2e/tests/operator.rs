@@ -301,7 +301,9 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
             && labels(cluster, &ns, "deployment/shop").contains("posture.dev/isPublic")
             && labels(cluster, &ns, "deployment/admin-bot")
                 .contains("posture.dev/HighlyPermissiveRole")
-            && labels(cluster, &ns, "daemonset/node-agent").contains("posture.dev/Privileged");
+            && labels(cluster, &ns, "daemonset/node-agent").contains("posture.dev/Privileged")
+            && labels(cluster, &ns, "deployment/web").contains("posture.dev/SensitiveData")
+            && labels(cluster, &ns, "configmap/web-config").contains("posture.dev/SensitiveData");
         ok.then_some(())
     });
     assert!(!labels(cluster, &ns, "deployment/clean").contains("posture.dev/"));

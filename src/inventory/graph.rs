@@ -64,6 +64,9 @@ pub struct Inventory {
     service_accounts: KeySet,
     bindings_by_subject: HashMap<RbacSubject, KeySet>,
     bindings_by_role: HashMap<ObjectKey, KeySet>,
+    config_maps: KeySet,
+    /// Root workloads by the ConfigMaps and Secrets they consume.
+    consumers: HashMap<ObjectKey, KeySet>,
 }
 
 fn add(map: &mut HashMap<String, KeySet>, ns: Option<&str>, key: &ObjectKey) {
@@ -150,6 +153,12 @@ impl Inventory {
                             .or_default()
                             .insert(key.clone());
                     }
+                    for config in consumed_config(object) {
+                        self.consumers
+                            .entry(config)
+                            .or_default()
+                            .insert(key.clone());
+                    }
                 }
             }
         }
@@ -158,6 +167,9 @@ impl Inventory {
             Object::Ingress(_) => add(&mut self.ingresses_by_ns, ns, key),
             Object::ServiceAccount(_) => {
                 self.service_accounts.insert(key.clone());
+            }
+            Object::ConfigMap(_) => {
+                self.config_maps.insert(key.clone());
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
@@ -192,6 +204,9 @@ impl Inventory {
                     if let Some(account) = service_account(object) {
                         remove(&mut self.workloads_by_account, &account, key);
                     }
+                    for config in consumed_config(object) {
+                        remove(&mut self.consumers, &config, key);
+                    }
                 }
             }
         }
@@ -200,6 +215,9 @@ impl Inventory {
             Object::Ingress(_) => remove(&mut self.ingresses_by_ns, &ns, key),
             Object::ServiceAccount(_) => {
                 self.service_accounts.remove(key);
+            }
+            Object::ConfigMap(_) => {
+                self.config_maps.remove(key);
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
@@ -285,6 +303,15 @@ impl Inventory {
 
     pub fn bindings_for(&self, subject: &RbacSubject) -> impl Iterator<Item = &ObjectKey> {
         self.bindings_by_subject.get(subject).into_iter().flatten()
+    }
+
+    pub fn config_maps(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.config_maps.iter()
+    }
+
+    /// Root workloads that mount or reference a ConfigMap or Secret.
+    pub fn workloads_consuming(&self, config: &ObjectKey) -> impl Iterator<Item = &ObjectKey> {
+        self.consumers.get(config).into_iter().flatten()
     }
 
     /// Every RoleBinding and ClusterRoleBinding.

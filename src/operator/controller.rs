@@ -299,7 +299,14 @@ impl Controller {
         }
         // Tags.
         let workloads: Vec<ObjectKey> = if full {
-            self.inventory.root_workloads().cloned().collect()
+            let mut all: BTreeSet<ObjectKey> = self.inventory.root_workloads().cloned().collect();
+            // Tagged objects that are not workloads (ConfigMaps with sensitive data).
+            all.extend(
+                self.evaluation
+                    .findings()
+                    .flat_map(|f| f.hit.affected.iter().cloned()),
+            );
+            all.into_iter().collect()
         } else {
             diff.workloads.iter().cloned().collect()
         };

@@ -85,6 +85,7 @@ impl Engine {
         subjects.extend(inventory.ingresses().cloned());
         subjects.extend(inventory.service_accounts());
         subjects.extend(inventory.bindings().cloned());
+        subjects.extend(inventory.config_maps().cloned());
         subjects
     }
 
@@ -193,6 +194,12 @@ impl Engine {
                         }
                     }
                 }
+                // ConfigMap findings list their consumers.
+                out.extend(
+                    crate::inventory::workload::consumed_config(o)
+                        .into_iter()
+                        .filter(|c| c.kind == Kind::ConfigMap),
+                );
                 out.insert(root);
                 out.insert(key);
             }
@@ -200,7 +207,7 @@ impl Engine {
                 out.extend(inventory.ingresses_routing_to(&key));
                 out.insert(key);
             }
-            Object::Ingress(_) | Object::ServiceAccount(_) => {
+            Object::Ingress(_) | Object::ServiceAccount(_) | Object::ConfigMap(_) => {
                 out.insert(key);
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {

@@ -4,12 +4,14 @@
 //! webhook all use this engine.
 
 mod config;
+mod data;
 mod engine;
 mod exposure;
 mod hardening;
 mod identity;
 pub mod policy;
 mod privileged;
+pub mod secrets;
 
 pub use config::{RiskyPort, RuleConfig};
 pub use engine::{
@@ -27,6 +29,7 @@ pub enum SubjectKind {
     ServiceAccount,
     /// A RoleBinding or ClusterRoleBinding.
     Binding,
+    ConfigMap,
     /// A root workload: Deployment, StatefulSet, DaemonSet, CronJob, or a Job, ReplicaSet
     /// or Pod that no other workload controls.
     Workload,
@@ -39,6 +42,7 @@ impl SubjectKind {
             Kind::Ingress => Some(SubjectKind::Ingress),
             Kind::ServiceAccount => Some(SubjectKind::ServiceAccount),
             Kind::RoleBinding | Kind::ClusterRoleBinding => Some(SubjectKind::Binding),
+            Kind::ConfigMap => Some(SubjectKind::ConfigMap),
             k if k.is_workload() => Some(SubjectKind::Workload),
             _ => None,
         }
@@ -123,6 +127,7 @@ pub fn catalog() -> Vec<Rule> {
     rules.extend(identity::rules());
     rules.extend(privileged::rules());
     rules.extend(hardening::rules());
+    rules.extend(data::rules());
     rules
 }
 
