@@ -183,3 +183,36 @@ pub(crate) mod testing {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod catalog_tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_is_complete_and_uniquely_named() {
+        let rules = catalog();
+        let mut ids = std::collections::BTreeSet::new();
+        for rule in &rules {
+            let m = &rule.meta;
+            assert!(ids.insert(m.id), "duplicate rule id {}", m.id);
+            assert!(
+                !m.id.is_empty()
+                    && m.id.len() <= 63
+                    && m.id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{} must be usable as a label value",
+                m.id
+            );
+            assert!(!m.title.is_empty() && !m.remediation.is_empty(), "{}", m.id);
+            for framework in [NIST, NSA] {
+                assert!(
+                    m.frameworks.iter().any(|(f, _)| *f == framework),
+                    "{} has no {framework} mapping",
+                    m.id
+                );
+            }
+        }
+        assert!(rules.len() >= 40, "{} rules", rules.len());
+    }
+}
