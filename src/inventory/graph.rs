@@ -65,6 +65,7 @@ pub struct Inventory {
     bindings_by_subject: HashMap<RbacSubject, KeySet>,
     bindings_by_role: HashMap<ObjectKey, KeySet>,
     config_maps: KeySet,
+    network_policies_by_ns: HashMap<String, KeySet>,
     /// Root workloads by the ConfigMaps and Secrets they consume.
     consumers: HashMap<ObjectKey, KeySet>,
 }
@@ -171,6 +172,7 @@ impl Inventory {
             Object::ConfigMap(_) => {
                 self.config_maps.insert(key.clone());
             }
+            Object::NetworkPolicy(_) => add(&mut self.network_policies_by_ns, ns, key),
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
                 for subject in subjects
@@ -219,6 +221,7 @@ impl Inventory {
             Object::ConfigMap(_) => {
                 self.config_maps.remove(key);
             }
+            Object::NetworkPolicy(_) => remove(&mut self.network_policies_by_ns, &ns, key),
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
                 for subject in subjects
@@ -303,6 +306,10 @@ impl Inventory {
 
     pub fn bindings_for(&self, subject: &RbacSubject) -> impl Iterator<Item = &ObjectKey> {
         self.bindings_by_subject.get(subject).into_iter().flatten()
+    }
+
+    pub fn network_policies_in(&self, namespace: &str) -> impl Iterator<Item = &ObjectKey> {
+        self.network_policies_by_ns.get(namespace).into_iter().flatten()
     }
 
     pub fn config_maps(&self) -> impl Iterator<Item = &ObjectKey> {

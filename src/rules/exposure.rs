@@ -404,7 +404,7 @@ fn selected_by_ingress_policy(
     namespace: &str,
     labels: Option<&std::collections::BTreeMap<String, String>>,
 ) -> bool {
-    ctx.inventory.objects_in(namespace).any(|key| {
+    ctx.inventory.network_policies_in(namespace).any(|key| {
         let Some(Object::NetworkPolicy(np)) = ctx.inventory.get(key) else {
             return false;
         };
