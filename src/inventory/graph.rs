@@ -309,7 +309,10 @@ impl Inventory {
     }
 
     pub fn network_policies_in(&self, namespace: &str) -> impl Iterator<Item = &ObjectKey> {
-        self.network_policies_by_ns.get(namespace).into_iter().flatten()
+        self.network_policies_by_ns
+            .get(namespace)
+            .into_iter()
+            .flatten()
     }
 
     pub fn config_maps(&self) -> impl Iterator<Item = &ObjectKey> {
@@ -413,17 +416,24 @@ impl Inventory {
 
     /// ServiceAccounts a binding grants to (groups expanded to the known accounts).
     pub fn accounts_bound_by(&self, binding: &ObjectKey) -> BTreeSet<ObjectKey> {
+        match self.objects.get(binding) {
+            Some(object) => self.accounts_of_binding(object),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// ServiceAccounts a binding object grants to, groups expanded to the known
+    /// accounts; works for objects not (or no longer) in the inventory.
+    pub fn accounts_of_binding(&self, binding: &Object) -> BTreeSet<ObjectKey> {
         let mut out = BTreeSet::new();
-        let Some(object) = self.objects.get(binding) else {
+        let Some((subjects, _, _)) = binding_parts(binding) else {
             return out;
         };
-        let Some((subjects, _, _)) = binding_parts(object) else {
-            return out;
-        };
-        let accounts = self.service_accounts();
+        let key = binding.key();
+        let mut accounts = None;
         for subject in subjects
             .iter()
-            .filter_map(|s| RbacSubject::from_subject(s, binding.namespace()))
+            .filter_map(|s| RbacSubject::from_subject(s, key.namespace()))
         {
             match subject {
                 RbacSubject::ServiceAccount { namespace, name } => {
@@ -436,8 +446,9 @@ impl Inventory {
                 RbacSubject::Group(group) => {
                     let all = group == "system:serviceaccounts" || group == "system:authenticated";
                     let ns = group.strip_prefix("system:serviceaccounts:");
+                    let known = accounts.get_or_insert_with(|| self.service_accounts());
                     out.extend(
-                        accounts
+                        known
                             .iter()
                             .filter(|a| all || ns.is_some_and(|ns| a.namespace() == Some(ns)))
                             .cloned(),

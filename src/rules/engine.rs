@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use super::policy::{AnnotatedException, PolicySet, annotated_exception};
 use super::{Context, Hit, Rule, RuleConfig, SubjectKind, catalog};
 use crate::api::Severity;
-use crate::inventory::rbac::{RbacSubject, binding_parts};
 use crate::inventory::workload::controller_owner;
 use crate::inventory::{Inventory, Kind, Object, ObjectKey};
 
@@ -211,7 +210,7 @@ impl Engine {
                 out.insert(key);
             }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
-                out.extend(accounts_of_binding(inventory, object));
+                out.extend(inventory.accounts_of_binding(object));
                 out.insert(key);
             }
             Object::NetworkPolicy(_) => {
@@ -225,7 +224,7 @@ impl Engine {
             Object::Role(_) | Object::ClusterRole(_) => {
                 for binding in inventory.bindings_of_role(&key) {
                     if let Some(b) = inventory.get(binding) {
-                        out.extend(accounts_of_binding(inventory, b));
+                        out.extend(inventory.accounts_of_binding(b));
                     }
                 }
             }
@@ -248,43 +247,6 @@ impl Engine {
         }
         out
     }
-}
-
-/// Accounts a binding object grants to; works for objects not (or no longer) in the
-/// inventory.
-fn accounts_of_binding(inventory: &Inventory, binding: &Object) -> BTreeSet<ObjectKey> {
-    let key = binding.key();
-    let mut out = BTreeSet::new();
-    let Some((subjects, _, _)) = binding_parts(binding) else {
-        return out;
-    };
-    let mut accounts = None;
-    for subject in subjects
-        .iter()
-        .filter_map(|s| RbacSubject::from_subject(s, key.namespace()))
-    {
-        match subject {
-            RbacSubject::ServiceAccount { namespace, name } => {
-                out.insert(ObjectKey::namespaced(
-                    Kind::ServiceAccount,
-                    &namespace,
-                    &name,
-                ));
-            }
-            RbacSubject::Group(group) => {
-                let all = accounts.get_or_insert_with(|| inventory.service_accounts());
-                let every = group == "system:serviceaccounts" || group == "system:authenticated";
-                let ns = group.strip_prefix("system:serviceaccounts:");
-                out.extend(
-                    all.iter()
-                        .filter(|a| every || ns.is_some_and(|ns| a.namespace() == Some(ns)))
-                        .cloned(),
-                );
-            }
-            RbacSubject::User(_) => {}
-        }
-    }
-    out
 }
 
 /// What changed in an [`Evaluation`] update.
