@@ -130,14 +130,26 @@ fn install(cluster: &TestCluster, ns: &str, dir: &Path) -> Result<PathBuf> {
 }
 
 fn start_operator(kubeconfig: &Path, ns: &str, identity: &str, dir: &Path) -> Result<Guarded> {
+    start_operator_with(kubeconfig, ns, identity, dir, &[])
+}
+
+fn start_operator_with(
+    kubeconfig: &Path,
+    ns: &str,
+    identity: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<Guarded> {
     let [port] = free_ports::<1>()?;
-    let mut spec = ProcessSpec::new(posture_binary()?, dir.join(format!("{identity}.log"))).args([
-        "operator".to_owned(),
-        format!("--metrics-addr=127.0.0.1:{port}"),
-        format!("--lease-namespace={ns}"),
-        format!("--identity={identity}"),
-        format!("--lease-duration={LEASE_SECONDS}"),
-    ]);
+    let mut spec = ProcessSpec::new(posture_binary()?, dir.join(format!("{identity}.log")))
+        .args([
+            "operator".to_owned(),
+            format!("--metrics-addr=127.0.0.1:{port}"),
+            format!("--lease-namespace={ns}"),
+            format!("--identity={identity}"),
+            format!("--lease-duration={LEASE_SECONDS}"),
+        ])
+        .args(extra.iter().copied());
     spec.env = vec![
         ("KUBECONFIG".into(), kubeconfig.display().to_string()),
         ("RUST_LOG".into(), "info".into()),
@@ -410,7 +422,13 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
     let before = finding_names(cluster, &ns);
     a.stop();
     b.stop();
-    let _c = start_operator(&kubeconfig, &ns, "replica-c", dir.path())?;
+    let _c = start_operator_with(
+        &kubeconfig,
+        &ns,
+        "replica-c",
+        dir.path(),
+        &["--resync-seconds=10"],
+    )?;
     eventually(
         Duration::from_secs(40),
         "the restarted operator to lead",
@@ -433,6 +451,45 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
         keys.len(),
         total,
         "one Finding per (rule, subject): {rows:?}"
+    );
+
+    // 6. Resolved findings go after the policy's retention (checked on each resync).
+    let resolved_lb = cluster.kubectl_ok(
+        &[
+            "get",
+            "findings",
+            "-n",
+            &ns,
+            "-l",
+            "posture.dev/rule=public-loadbalancer",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "scanpolicy",
+            "default",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"findings":{"retention":"1s"}}}"#,
+        ],
+        None,
+    )?;
+    eventually(
+        Duration::from_secs(45),
+        "the resolved finding to be deleted after its retention",
+        || (!finding_names(cluster, &ns).contains(&resolved_lb)).then_some(()),
+    );
+    assert!(
+        finding_names(cluster, &ns)
+            .iter()
+            .any(|n| n.starts_with("rbac-cluster-admin-")),
+        "open findings stay"
     );
 
     cluster.kubectl(
