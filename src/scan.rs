@@ -2,7 +2,7 @@
 //! builds the same inventory the operator builds and runs the same engine, so a
 //! finding here is the finding the operator would raise and the webhook would block.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,30 +73,39 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     let policies = PolicySet::single(policy);
     let (evaluation, _) = Evaluation::full(&engine, &inventory, &policies);
 
+    let sources = manifests.sources();
     let findings = report::collect(&engine, evaluation.findings(), |f| {
-        manifests
-            .source_of(&f.subject)
-            .or_else(|| f.hit.affected.iter().find_map(|w| manifests.source_of(w)))
-            .cloned()
+        sources
+            .get(&f.subject)
+            .or_else(|| f.hit.affected.iter().find_map(|w| sources.get(w)))
+            .copied()
     });
     for error in &manifests.errors {
         eprintln!("error: {error}");
     }
-    let output = match args.format {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written = match args.format {
         Format::Table => {
             let colour = match args.color {
                 ColourChoice::Always => true,
                 ColourChoice::Never => false,
                 ColourChoice::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                    stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none()
                 }
             };
-            report::table::render(&findings, &manifests.errors, colour)
+            report::table::write(&mut out, &findings, &manifests.errors, colour)
         }
-        Format::Json => report::json::render(&findings, &manifests.errors),
-        Format::Sarif => report::sarif::render(&engine, &findings, &manifests.errors),
-    };
-    print!("{output}");
+        Format::Json => report::json::write(&mut out, &findings, &manifests.errors),
+        Format::Sarif => report::sarif::write(&mut out, &engine, &findings, &manifests.errors),
+    }
+    .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        // `posture scan ... | head` closes the pipe early: not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(e).context("cannot write the report to standard output"),
+    }
     if manifests.files == 0 && manifests.errors.is_empty() {
         eprintln!("warning: no manifests found in {}", args.paths.join(", "));
     }

@@ -65,11 +65,9 @@ impl Manifests {
         inventory
     }
 
-    pub fn source_of(&self, key: &ObjectKey) -> Option<&Source> {
-        self.objects
-            .iter()
-            .find(|(o, _)| o.key() == *key)
-            .map(|(_, s)| s)
+    /// Where each object came from, for looking up many findings' locations.
+    pub fn sources(&self) -> std::collections::HashMap<ObjectKey, &Source> {
+        self.objects.iter().map(|(o, s)| (o.key(), s)).collect()
     }
 }
 

@@ -2,12 +2,16 @@
 //! described in `tool.driver.rules`; each result points at the file and line of the
 //! document that holds its subject.
 
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Reported;
 use crate::api::Severity;
 use crate::collect::manifests::InputError;
-use crate::rules::Engine;
+use crate::rules::{Engine, RuleMeta};
 
 fn level(severity: Severity) -> &'static str {
     match severity {
@@ -28,63 +32,186 @@ fn security_severity(severity: Severity) -> &'static str {
     }
 }
 
-pub fn render(engine: &Engine, findings: &[Reported<'_>], errors: &[InputError]) -> String {
-    let rules: Vec<Value> = engine
+// The SARIF document, as far as we fill it. Structs rather than a `serde_json::Value`
+// tree so the report streams into the writer without a copy of every result.
+
+#[derive(Serialize)]
+struct Log<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [Run<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Run<'a> {
+    tool: Tool,
+    invocations: [Invocation; 1],
+    results: Vec<SarifResult<'a>>,
+}
+
+#[derive(Serialize)]
+struct Tool {
+    driver: Driver,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Driver {
+    name: &'static str,
+    version: &'static str,
+    information_uri: &'static str,
+    rules: Vec<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Invocation {
+    execution_successful: bool,
+    tool_execution_notifications: Vec<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'a str,
+    rule_index: usize,
+    level: &'static str,
+    message: Text,
+    partial_fingerprints: Fingerprints<'a>,
+    properties: ResultProperties,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locations: Option<[Location<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressions: Option<[Suppression<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct Text {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct Fingerprints<'a> {
+    #[serde(rename = "postureFinding/v1")]
+    posture_finding: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResultProperties {
+    severity: Severity,
+    #[serde(rename = "security-severity")]
+    security_severity: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Location<'a> {
+    physical_location: PhysicalLocation,
+    logical_locations: [LogicalLocation<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PhysicalLocation {
+    artifact_location: ArtifactLocation,
+    region: Region,
+}
+
+#[derive(Serialize)]
+struct ArtifactLocation {
+    uri: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Region {
+    start_line: usize,
+}
+
+#[derive(Serialize)]
+struct LogicalLocation<'a> {
+    name: String,
+    kind: &'a str,
+}
+
+#[derive(Serialize)]
+struct Suppression<'a> {
+    kind: &'static str,
+    justification: &'a str,
+}
+
+fn rule_descriptor(m: &RuleMeta) -> Value {
+    let mut tags: Vec<String> = vec!["security".into(), m.category.to_string()];
+    tags.extend(m.tags.iter().map(|t| t.to_string()));
+    json!({
+        "id": m.id,
+        "name": m.id,
+        "shortDescription": {"text": m.title},
+        "fullDescription": {"text": format!("{} ({})", m.title, m.category)},
+        "help": {"text": m.remediation, "markdown": format!("**Fix:** {}", m.remediation)},
+        "defaultConfiguration": {"level": level(m.severity)},
+        "properties": {
+            "tags": tags,
+            "security-severity": security_severity(m.severity),
+            "frameworks": m.frameworks.iter().map(|(f, c)| format!("{f} {c}")).collect::<Vec<_>>(),
+        },
+    })
+}
+
+pub fn write(
+    out: &mut impl Write,
+    engine: &Engine,
+    findings: &[Reported<'_>],
+    errors: &[InputError],
+) -> std::io::Result<()> {
+    let index: HashMap<&str, usize> = engine
         .rules()
         .iter()
-        .map(|r| {
-            let m = &r.meta;
-            let mut tags: Vec<String> = vec!["security".into(), m.category.to_string()];
-            tags.extend(m.tags.iter().map(|t| t.to_string()));
-            json!({
-                "id": m.id,
-                "name": m.id,
-                "shortDescription": {"text": m.title},
-                "fullDescription": {"text": format!("{} ({})", m.title, m.category)},
-                "help": {"text": m.remediation, "markdown": format!("**Fix:** {}", m.remediation)},
-                "defaultConfiguration": {"level": level(m.severity)},
-                "properties": {
-                    "tags": tags,
-                    "security-severity": security_severity(m.severity),
-                    "frameworks": m.frameworks.iter().map(|(f, c)| format!("{f} {c}")).collect::<Vec<_>>(),
-                },
-            })
-        })
+        .enumerate()
+        .map(|(i, r)| (r.meta.id, i))
         .collect();
-    let index = |id: &str| {
-        engine
-            .rules()
-            .iter()
-            .position(|r| r.meta.id == id)
-            .unwrap_or(0)
-    };
-    let results: Vec<Value> = findings
+    let results = findings
         .iter()
-        .map(|f| {
-            let mut result = json!({
-                "ruleId": f.meta.id,
-                "ruleIndex": index(f.meta.id),
-                "level": level(f.severity),
-                "message": {"text": format!("{} ({} {})", f.message, f.subject.kind, f.subject)},
-                "partialFingerprints": {"postureFinding/v1": f.fingerprint},
-                "properties": {"severity": f.severity, "security-severity": security_severity(f.severity)},
-            });
-            if let Some(loc) = &f.location {
-                result["locations"] = json!([{
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": uri(&loc.file)},
-                        "region": {"startLine": loc.line},
+        .map(|f| SarifResult {
+            rule_id: f.meta.id,
+            rule_index: index.get(f.meta.id).copied().unwrap_or(0),
+            level: level(f.severity),
+            message: Text {
+                text: format!("{} ({} {})", f.message, f.subject.kind, f.subject),
+            },
+            partial_fingerprints: Fingerprints {
+                posture_finding: &f.fingerprint,
+            },
+            properties: ResultProperties {
+                severity: f.severity,
+                security_severity: security_severity(f.severity),
+            },
+            locations: f.location.map(|loc| {
+                [Location {
+                    physical_location: PhysicalLocation {
+                        artifact_location: ArtifactLocation {
+                            uri: uri(&loc.file),
+                        },
+                        region: Region {
+                            start_line: loc.line,
+                        },
                     },
-                    "logicalLocations": [{"name": f.subject.to_string(), "kind": "resource"}],
-                }]);
-            }
-            if let Some(reason) = &f.suppressed_by {
-                result["suppressions"] = json!([{"kind": "inSource", "justification": reason}]);
-            }
-            result
+                    logical_locations: [LogicalLocation {
+                        name: f.subject.to_string(),
+                        kind: "resource",
+                    }],
+                }]
+            }),
+            suppressions: f.suppressed_by.map(|reason| {
+                [Suppression {
+                    kind: "inSource",
+                    justification: reason,
+                }]
+            }),
         })
         .collect();
-    let notifications: Vec<Value> = errors
+    let notifications = errors
         .iter()
         .map(|e| {
             json!({
@@ -94,23 +221,31 @@ pub fn render(engine: &Engine, findings: &[Reported<'_>], errors: &[InputError])
             })
         })
         .collect();
-    let sarif = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "posture",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://posture.dev",
-                "rules": rules,
-            }},
-            "invocations": [{"executionSuccessful": errors.is_empty(), "toolExecutionNotifications": notifications}],
-            "results": results,
+    let log = Log {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [Run {
+            tool: Tool {
+                driver: Driver {
+                    name: "posture",
+                    version: env!("CARGO_PKG_VERSION"),
+                    information_uri: "https://posture.dev",
+                    rules: engine
+                        .rules()
+                        .iter()
+                        .map(|r| rule_descriptor(&r.meta))
+                        .collect(),
+                },
+            },
+            invocations: [Invocation {
+                execution_successful: errors.is_empty(),
+                tool_execution_notifications: notifications,
+            }],
+            results,
         }],
-    });
-    let mut out = serde_json::to_string_pretty(&sarif).expect("JSON");
-    out.push('\n');
-    out
+    };
+    serde_json::to_writer_pretty(&mut *out, &log)?;
+    out.write_all(b"\n")
 }
 
 /// A relative path as a URI reference (`-` for stdin becomes `stdin`).

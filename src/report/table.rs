@@ -1,10 +1,12 @@
 //! `--format table`: findings grouped by subject, worst first, coloured on a terminal.
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
+use std::io::Write;
 
 use super::Reported;
 use crate::api::Severity;
 use crate::collect::manifests::InputError;
+use crate::inventory::ObjectKey;
 
 fn paint(text: &str, code: &str, colour: bool) -> String {
     if colour {
@@ -24,16 +26,24 @@ fn severity_code(severity: Severity) -> &'static str {
     }
 }
 
-pub fn render(findings: &[Reported<'_>], errors: &[InputError], colour: bool) -> String {
-    let mut out = String::new();
-    let mut subjects: Vec<&crate::inventory::ObjectKey> = Vec::new();
+pub fn write(
+    out: &mut impl Write,
+    findings: &[Reported<'_>],
+    errors: &[InputError],
+    colour: bool,
+) -> std::io::Result<()> {
+    // Subjects in the order of their worst finding; one pass, not one per subject.
+    let mut order: Vec<&ObjectKey> = Vec::new();
+    let mut groups: HashMap<&ObjectKey, Vec<&Reported<'_>>> = HashMap::new();
     for f in findings {
-        if !subjects.contains(&&f.subject) {
-            subjects.push(&f.subject);
+        let group = groups.entry(f.subject).or_default();
+        if group.is_empty() {
+            order.push(f.subject);
         }
+        group.push(f);
     }
-    for subject in subjects {
-        let group: Vec<&Reported<'_>> = findings.iter().filter(|f| &f.subject == subject).collect();
+    for subject in order {
+        let group = &groups[subject];
         let location = group[0]
             .location
             .as_ref()
@@ -45,34 +55,34 @@ pub fn render(findings: &[Reported<'_>], errors: &[InputError], colour: bool) ->
             subject.namespace().unwrap_or("-"),
             subject.name
         );
-        let _ = writeln!(
+        writeln!(
             out,
             "{}{}",
             paint(&title, "1", colour),
             paint(&location, "2", colour)
-        );
-        for f in group {
+        )?;
+        for f in group.iter().copied() {
             let severity = format!("{:<8}", f.severity.as_str().to_uppercase());
             let suppressed = match &f.suppressed_by {
                 Some(reason) => paint(&format!(" [suppressed: {reason}]"), "2", colour),
                 None => String::new(),
             };
-            let _ = writeln!(
+            writeln!(
                 out,
                 "  {} {:<32} {}{suppressed}",
                 paint(&severity, severity_code(f.severity), colour),
                 f.meta.id,
                 f.message
-            );
-            let _ = writeln!(
+            )?;
+            writeln!(
                 out,
                 "  {:<8} {:<32} {}",
                 "",
                 "",
                 paint(&format!("fix: {}", f.meta.remediation), "2", colour)
-            );
+            )?;
         }
-        out.push('\n');
+        writeln!(out)?;
     }
     let open: Vec<&Reported<'_>> = findings
         .iter()
@@ -97,6 +107,5 @@ pub fn render(findings: &[Reported<'_>], errors: &[InputError], colour: bool) ->
     if !errors.is_empty() {
         summary.push_str(&format!(", {} input error(s): see above", errors.len()));
     }
-    let _ = writeln!(out, "{summary}");
-    out
+    writeln!(out, "{summary}")
 }
