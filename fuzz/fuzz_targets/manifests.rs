@@ -16,7 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let engine = Engine::default();
     let policies = PolicySet::single(Policy::allow_all());
     let (evaluation, _) = Evaluation::full(&engine, &inventory, &policies);
+    let sources = manifests.sources();
     for finding in evaluation.findings() {
-        let _ = manifests.source_of(&finding.subject);
+        let _ = sources.get(&finding.subject);
     }
 });
