@@ -44,6 +44,12 @@ pub enum Command {
         after_help = "Example:\n  KUBECONFIG=~/.kube/config posture operator --leader-election=false --metrics-addr 127.0.0.1:8080\n\nLog level: RUST_LOG (default info)."
     )]
     Operator(OperatorArgs),
+    /// Run the validating admission webhook: deny changes that introduce public
+    /// exposure or over-privileged identity.
+    #[command(
+        after_help = "Examples:\n  posture webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key\n  posture webhook --print-config --service-namespace posture-system --ca-bundle ca.crt | kubectl apply -f -\n\nA denial names the rule, the subject, why and the fix. Exempt one object with the\nannotation posture.dev/exception.<rule>: \"<reason>; expires=YYYY-MM-DD\"."
+    )]
+    Webhook(crate::admission::WebhookArgs),
     /// Scan Kubernetes manifests with the cluster rules, before they reach a cluster.
     #[command(
         after_help = "Examples:\n  posture scan deploy/                                   # a folder, recursively\n  helm template my-release ./chart | posture scan -       # stdin\n  posture scan k8s/ --format sarif > posture.sarif        # for code scanning\n  posture scan k8s/ --policy scanpolicy.yaml --fail-on high\n\nExit codes: 0 no finding at or above --fail-on, 1 there is one, 2 bad input."
@@ -94,6 +100,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Operator(args) => {
             init_logging(cli.log_format);
             crate::operator::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Webhook(args) => {
+            if !args.print_config {
+                init_logging(cli.log_format);
+            }
+            crate::admission::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

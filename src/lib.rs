@@ -4,6 +4,7 @@
 //! operator writes findings and tags; the CLI and the webhook run the same engine.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod collect;

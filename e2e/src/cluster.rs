@@ -252,6 +252,73 @@ impl TestCluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Applies `crds/` (server-side, idempotent) and waits until they are served.
+    pub fn install_crds(&self) -> Result<()> {
+        let crds = crate::binaries::repo_root().join("crds/posture.dev.yaml");
+        self.kubectl_ok(
+            &["apply", "--server-side", "-f", &crds.display().to_string()],
+            None,
+        )?;
+        self.kubectl_ok(
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/findings.posture.dev",
+                "crd/scanpolicies.posture.dev",
+            ],
+            None,
+        )?;
+        Ok(())
+    }
+
+    /// A kubeconfig at `path` whose credentials are a token of the ServiceAccount
+    /// `namespace/account` (created here), so a process run with it has exactly the
+    /// RBAC of that account.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        account: &str,
+        path: &Path,
+    ) -> Result<()> {
+        self.kubectl_ok(
+            &["create", "serviceaccount", account, "-n", namespace],
+            None,
+        )?;
+        let token = self.kubectl_ok(
+            &["create", "token", account, "-n", namespace, "--duration=2h"],
+            None,
+        )?;
+        let server = self.kubectl_ok(
+            &[
+                "config",
+                "view",
+                "--minify",
+                "-o",
+                "jsonpath={.clusters[0].cluster.server}",
+            ],
+            None,
+        )?;
+        let ca = self.kubectl_ok(
+            &[
+                "config",
+                "view",
+                "--minify",
+                "--raw",
+                "-o",
+                "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+            ],
+            None,
+        )?;
+        fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority-data: {ca}}}\nusers:\n- name: u\n  user: {{token: {}}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {namespace}}}\ncurrent-context: x\n",
+                token.trim()
+            ),
+        )?;
+        Ok(())
+    }
+
     /// A fresh namespace `posture-e2e-<prefix>-<suffix>`, labelled
     /// `posture.dev/e2e=true`, deleted when the returned guard drops.
     pub fn namespace(&'static self, prefix: &str) -> Result<TestNamespace> {

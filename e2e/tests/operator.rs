@@ -37,33 +37,14 @@ fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Optio
 
 /// Installs the CRDs and the operator's RBAC; returns a kubeconfig for its ServiceAccount.
 fn install(cluster: &TestCluster, ns: &str, dir: &Path) -> Result<PathBuf> {
-    cluster.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            repo_root().join("crds/posture.dev.yaml").to_str().unwrap(),
-        ],
-        None,
-    )?;
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/findings.posture.dev",
-            "crd/scanpolicies.posture.dev",
-        ],
-        None,
-    )?;
+    cluster.install_crds()?;
     let rbac = std::fs::read_to_string(repo_root().join("config/rbac/operator.yaml"))?.replace(
         "name: posture-operator\n",
         &format!("name: posture-operator-{ns}\n"),
     );
     cluster.kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(&rbac))?;
-    cluster.kubectl_ok(
-        &["create", "serviceaccount", "posture-operator", "-n", ns],
-        None,
-    )?;
+    let kubeconfig = dir.join("operator.kubeconfig");
+    cluster.service_account_kubeconfig(ns, "posture-operator", &kubeconfig)?;
     cluster.kubectl_ok(
         &[
             "create",
@@ -85,46 +66,6 @@ fn install(cluster: &TestCluster, ns: &str, dir: &Path) -> Result<PathBuf> {
             &format!("--serviceaccount={ns}:posture-operator"),
         ],
         None,
-    )?;
-    let token = cluster.kubectl_ok(
-        &[
-            "create",
-            "token",
-            "posture-operator",
-            "-n",
-            ns,
-            "--duration=2h",
-        ],
-        None,
-    )?;
-    let server = cluster.kubectl_ok(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "-o",
-            "jsonpath={.clusters[0].cluster.server}",
-        ],
-        None,
-    )?;
-    let ca = cluster.kubectl_ok(
-        &[
-            "config",
-            "view",
-            "--minify",
-            "--raw",
-            "-o",
-            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
-        ],
-        None,
-    )?;
-    let kubeconfig = dir.join("operator.kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {server}, certificate-authority-data: {ca}}}\nusers:\n- name: u\n  user: {{token: {}}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: {ns}}}\ncurrent-context: x\n",
-            token.trim()
-        ),
     )?;
     Ok(kubeconfig)
 }
@@ -516,23 +457,7 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
 fn the_apiserver_rejects_scan_policy_mistakes_with_clear_messages() -> Result<()> {
     let cluster = shared();
     let ns = cluster.namespace("policy")?;
-    cluster.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            repo_root().join("crds/posture.dev.yaml").to_str().unwrap(),
-        ],
-        None,
-    )?;
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/scanpolicies.posture.dev",
-        ],
-        None,
-    )?;
+    cluster.install_crds()?;
     let apply = |spec: &str| {
         let doc = format!(
             "apiVersion: posture.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {{name: p, namespace: {}}}\nspec:\n{spec}",

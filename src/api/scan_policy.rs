@@ -183,6 +183,10 @@ pub struct AdmissionSettings {
     /// Findings below this severity never block. Default High.
     #[serde(default = "default_minimum_severity")]
     pub minimum_severity: Severity,
+    /// Findings that set one of these workload tags are acted on whatever their
+    /// category. Default: Privileged (a container that can take over its node).
+    #[serde(default = "default_blocking_tags")]
+    pub blocking_tags: Vec<String>,
 }
 
 impl Default for AdmissionSettings {
@@ -191,12 +195,17 @@ impl Default for AdmissionSettings {
             mode: AdmissionMode::default(),
             blocking_categories: default_blocking_categories(),
             minimum_severity: default_minimum_severity(),
+            blocking_tags: default_blocking_tags(),
         }
     }
 }
 
 fn default_blocking_categories() -> Vec<Category> {
     vec![Category::PublicExposure, Category::OverPrivilegedIdentity]
+}
+
+fn default_blocking_tags() -> Vec<String> {
+    vec!["Privileged".to_owned()]
 }
 
 fn default_minimum_severity() -> Severity {

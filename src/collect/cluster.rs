@@ -1,6 +1,6 @@
-//! Watches every kind the inventory holds and turns events into [`Change`]s. A
-//! malformed object is skipped and logged (its watch goes on); a failing watch backs
-//! off and re-lists by itself.
+//! The cluster collector: watches every kind the inventory holds and turns events into
+//! [`Change`]s for the operator and the webhook. A malformed object is skipped and
+//! logged (its watch goes on); a failing watch backs off and re-lists by itself.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -17,9 +17,16 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::metrics::{KindLabel, Metrics};
 use crate::api::ScanPolicy;
 use crate::inventory::{Kind, Object, ObjectKey};
+
+/// Counts what the watches see; the operator and the webhook export it as metrics.
+pub trait WatchObserver: Send + Sync + 'static {
+    /// An event (add, change or delete) of this kind arrived.
+    fn event(&self, kind: Kind);
+    /// Something went wrong: `malformed_object` or `watch`.
+    fn error(&self, what: &'static str);
+}
 
 /// What the watches report to the controller loop.
 #[derive(Debug)]
@@ -124,7 +131,7 @@ impl Slim for ConfigMap {}
 fn spawn_watch<K>(
     client: &Client,
     tx: &mpsc::Sender<Change>,
-    metrics: &Arc<Metrics>,
+    metrics: &Arc<dyn WatchObserver>,
     kind: Kind,
     wrap: fn(Arc<K>) -> Object,
 ) where
@@ -139,13 +146,10 @@ fn spawn_watch<K>(
         let mut stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
-        let label = KindLabel {
-            kind: kind.as_str().to_owned(),
-        };
         while let Some(event) = stream.next().await {
             let change = match event {
                 Ok(watcher::Event::Apply(guard) | watcher::Event::InitApply(guard)) => {
-                    metrics.watch_events.get_or_create(&label).inc();
+                    metrics.event(kind);
                     match guard.0 {
                         Ok(object) => {
                             let object = wrap(Arc::new(slim(object)));
@@ -171,7 +175,7 @@ fn spawn_watch<K>(
                     }
                 }
                 Ok(watcher::Event::Delete(guard)) => {
-                    metrics.watch_events.get_or_create(&label).inc();
+                    metrics.event(kind);
                     let meta = guard.meta();
                     Some(Change::Delete(ObjectKey::new(
                         kind,
@@ -211,7 +215,7 @@ impl NameOrDefault for kube::api::ObjectMeta {
     }
 }
 
-/// The kinds the operator watches (Secrets are not: reading them is not needed and
+/// The kinds the watches cover (Secrets are not: reading them is not needed and
 /// not granted).
 pub const WATCHED: &[Kind] = &[
     Kind::Namespace,
@@ -235,7 +239,7 @@ pub const WATCHED: &[Kind] = &[
 ];
 
 /// Starts every watch; changes arrive on the returned channel.
-pub fn start(client: &Client, metrics: &Arc<Metrics>) -> mpsc::Receiver<Change> {
+pub fn start(client: &Client, metrics: &Arc<dyn WatchObserver>) -> mpsc::Receiver<Change> {
     let (tx, rx) = mpsc::channel(4096);
     spawn_watch::<Namespace>(client, &tx, metrics, Kind::Namespace, Object::Namespace);
     spawn_watch::<Node>(client, &tx, metrics, Kind::Node, Object::Node);

@@ -1,3 +1,4 @@
 //! Collectors: they read the world into the inventory and never judge it.
 
+pub mod cluster;
 pub mod manifests;

@@ -164,3 +164,17 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+impl crate::collect::cluster::WatchObserver for Metrics {
+    fn event(&self, kind: crate::inventory::Kind) {
+        self.watch_events
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    fn error(&self, what: &'static str) {
+        Metrics::error(self, what);
+    }
+}

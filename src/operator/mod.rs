@@ -7,7 +7,6 @@ pub mod findings;
 mod leader;
 pub mod metrics;
 pub mod tags;
-mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,7 +93,8 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
         None
     };
 
-    let changes = watch::start(&client, &metrics);
+    let observer: Arc<dyn crate::collect::cluster::WatchObserver> = metrics.clone();
+    let changes = crate::collect::cluster::start(&client, &observer);
     let controller = controller::Controller::new(client, metrics, &args);
     controller.run(changes, leader_rx, shutdown_rx).await;
     if let Some(election) = election {
@@ -106,7 +106,7 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => return std::future::pending().await,

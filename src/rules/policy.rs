@@ -236,6 +236,13 @@ impl PolicySet {
         Self { policies }
     }
 
+    /// These policies, then `fallback` for every namespace none of them covers (the
+    /// webhook's built-in defaults).
+    pub fn with_fallback(mut self, fallback: Policy) -> Self {
+        self.policies.push(fallback);
+        self
+    }
+
     pub fn single(policy: Policy) -> Self {
         Self {
             policies: vec![policy],

@@ -1,0 +1,522 @@
+//! What-if admission: evaluate the cluster as it would be after a change and act on
+//! the findings the change introduces. Pure logic over the inventory; the server feeds
+//! it requests and turns decisions into AdmissionResponses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{AdmissionMode, AdmissionSettings, Category, Severity};
+use crate::inventory::{Inventory, Object, ObjectKey};
+use crate::rules::policy::PolicySet;
+use crate::rules::{Engine, RawFinding};
+
+/// What the webhook does with one finding a change introduces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Enforce mode: the request is denied.
+    Deny,
+    /// Warn mode: admitted with a warning kubectl prints.
+    Warn,
+    /// Audit mode: admitted, recorded as a Finding and in the metrics.
+    Audit,
+    /// A valid exception (reason and unexpired date) suppresses it; echoed as a warning.
+    Excepted(String),
+    /// Not in a blocking category, or below the minimum severity: the operator reports
+    /// it, admission lets it through.
+    Ignored,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Deny => "deny",
+            Action::Warn => "warn",
+            Action::Audit => "audit",
+            Action::Excepted(_) => "exception",
+            Action::Ignored => "ignored",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Introduced {
+    pub finding: RawFinding,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The denial, one or two lines per finding: rule, subject, why, fix.
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    /// Every finding the change introduces and what was done with it.
+    pub introduced: Vec<Introduced>,
+}
+
+impl Decision {
+    pub fn allow() -> Self {
+        Self {
+            allowed: true,
+            ..Self::default()
+        }
+    }
+
+    /// Findings to record as Findings (Audit mode).
+    pub fn audited(&self) -> impl Iterator<Item = &RawFinding> {
+        self.introduced
+            .iter()
+            .filter(|i| i.action == Action::Audit)
+            .map(|i| &i.finding)
+    }
+}
+
+/// Findings of `subjects` keyed by (subject, rule).
+fn evaluate(
+    engine: &Engine,
+    inventory: &Inventory,
+    policies: &PolicySet,
+    subjects: &BTreeSet<ObjectKey>,
+) -> BTreeMap<(ObjectKey, &'static str), RawFinding> {
+    subjects
+        .iter()
+        .flat_map(|s| engine.evaluate_subject(inventory, policies, s))
+        .map(|f| ((f.subject.clone(), f.rule), f))
+        .collect()
+}
+
+/// Puts the inventory back to `original` for `key`.
+fn restore(inventory: &mut Inventory, key: &ObjectKey, original: Option<Object>) {
+    match original {
+        Some(object) => {
+            inventory.apply(object);
+        }
+        None => {
+            inventory.delete(key);
+        }
+    }
+}
+
+/// The findings that exist once `incoming` replaces `old` (or is added) and did not
+/// exist before. `old` is the request's oldObject: the watch may not have seen it yet.
+/// The inventory is changed for the evaluation and restored before returning.
+pub fn introduced_findings(
+    engine: &Engine,
+    inventory: &mut Inventory,
+    policies: &PolicySet,
+    incoming: &Object,
+    old: Option<&Object>,
+) -> Vec<RawFinding> {
+    let key = incoming.key();
+    let original = inventory.get(&key).cloned();
+
+    // Before: the cluster as it is, with the request's view of the old object.
+    if let Some(old) = old {
+        inventory.apply(old.clone());
+    }
+    let mut subjects = Engine::affected_by(inventory, incoming);
+    if let Some(current) = inventory.get(&key).cloned() {
+        subjects.extend(Engine::affected_by(inventory, &current));
+    }
+    let before_object = inventory.get(&key).cloned();
+
+    // After: the incoming object in place, relations recomputed for what it touches.
+    inventory.apply(incoming.clone());
+    subjects.extend(Engine::affected_by(inventory, incoming));
+    let after = evaluate(engine, inventory, policies, &subjects);
+
+    restore(inventory, &key, before_object);
+    let before = evaluate(engine, inventory, policies, &subjects);
+    restore(inventory, &key, original);
+
+    after
+        .into_iter()
+        .filter(|(k, f)| match before.get(k) {
+            None => true,
+            Some(old) => {
+                // A finding an exception covered before and no longer does is new to
+                // admission: the change removed the exception.
+                (old.suppressed_by.is_some() && f.suppressed_by.is_none())
+                // The same finding reaching a workload it did not reach before (a
+                // Deployment switching to an over-privileged ServiceAccount, or
+                // relabelled into a LoadBalancer's selector) introduces the risk there.
+                    || f.hit.affected.iter().any(|w| !old.hit.affected.contains(w))
+            }
+        })
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// The admission settings that govern a finding: those of its ScanPolicy, defaults
+/// when the policy names none.
+fn settings_for<'a>(
+    policies: &'a PolicySet,
+    finding: &RawFinding,
+    defaults: &'a AdmissionSettings,
+) -> &'a AdmissionSettings {
+    policies
+        .policies()
+        .iter()
+        .find(|p| p.name == finding.policy)
+        .and_then(|p| p.spec.admission.as_ref())
+        .unwrap_or(defaults)
+}
+
+fn blocking(settings: &AdmissionSettings, engine: &Engine, finding: &RawFinding) -> bool {
+    let Some(rule) = engine.rule(finding.rule) else {
+        return false;
+    };
+    let by_category = settings.blocking_categories.contains(&rule.meta.category);
+    let by_tag = rule
+        .meta
+        .tags
+        .iter()
+        .any(|t| settings.blocking_tags.iter().any(|b| b == t));
+    (by_category || by_tag) && finding.severity >= settings.minimum_severity
+}
+
+/// Decides on a change: deny when it introduces a blocking finding in Enforce mode.
+pub fn decide(
+    engine: &Engine,
+    inventory: &mut Inventory,
+    policies: &PolicySet,
+    incoming: &Object,
+    old: Option<&Object>,
+) -> Decision {
+    let defaults = AdmissionSettings::default();
+    let mut decision = Decision::allow();
+    let mut denials = Vec::new();
+    for finding in introduced_findings(engine, inventory, policies, incoming, old) {
+        let settings = settings_for(policies, &finding, &defaults);
+        let action = if !blocking(settings, engine, &finding) {
+            Action::Ignored
+        } else if let Some(reason) = &finding.suppressed_by {
+            decision.warnings.push(format!(
+                "posture: exception for {} on {}: {reason}",
+                finding.rule,
+                describe(&finding.subject)
+            ));
+            Action::Excepted(reason.clone())
+        } else {
+            match settings.mode {
+                AdmissionMode::Enforce => {
+                    denials.push(explain(engine, &finding));
+                    Action::Deny
+                }
+                AdmissionMode::Warn => {
+                    decision.warnings.push(explain(engine, &finding));
+                    Action::Warn
+                }
+                AdmissionMode::Audit => Action::Audit,
+            }
+        };
+        decision.introduced.push(Introduced { finding, action });
+    }
+    if !denials.is_empty() {
+        decision.allowed = false;
+        decision.message = Some(denials.join("\n"));
+    }
+    decision
+}
+
+fn describe(key: &ObjectKey) -> String {
+    match key.namespace() {
+        Some(ns) => format!("{} {ns}/{}", key.kind, key.name),
+        None => format!("{} {}", key.kind, key.name),
+    }
+}
+
+/// `posture: <rule> (<severity>) on <subject>: <why>. Fix: <remediation> (or add the
+/// exception annotation ...)`.
+pub fn explain(engine: &Engine, finding: &RawFinding) -> String {
+    let remediation = engine
+        .rule(finding.rule)
+        .map(|r| r.meta.remediation)
+        .unwrap_or_default();
+    format!(
+        "posture: {} ({}) on {}: {}.\n  Fix: {remediation} To accept the risk, annotate {} with posture.dev/exception.{}: \"<reason>; expires=YYYY-MM-DD\".",
+        finding.rule,
+        finding.severity,
+        describe(&finding.subject),
+        finding.hit.message.trim_end_matches('.'),
+        describe(&finding.subject),
+        finding.rule,
+    )
+}
+
+/// Minimum severity and categories, for the startup log and `--print-config`.
+pub fn default_blocking() -> (Vec<Category>, Severity) {
+    let d = AdmissionSettings::default();
+    (d.blocking_categories, d.minimum_severity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::policy::Policy;
+    use crate::rules::testing::inventory;
+
+    fn object(yaml: &str) -> Object {
+        let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        Object::from_value(value).unwrap().unwrap()
+    }
+
+    const CLUSTER: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: app, image: "nginx:1.27"}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web, namespace: shop}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: legacy}
+spec:
+  type: LoadBalancer
+  selector: {app: old}
+  ports: [{port: 80}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: escalator}
+rules:
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  verbs: [escalate, bind]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: builder, namespace: shop}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: builder-escalates, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: escalator}
+subjects: [{kind: ServiceAccount, name: builder, namespace: shop}]
+"#;
+
+    fn defaults() -> PolicySet {
+        PolicySet::default().with_fallback(Policy::allow_all())
+    }
+
+    fn run(incoming: &str) -> (Decision, Inventory) {
+        let mut inv = inventory(CLUSTER);
+        let before = inv.len();
+        let engine = Engine::default();
+        let decision = decide(&engine, &mut inv, &defaults(), &object(incoming), None);
+        assert_eq!(inv.len(), before, "the inventory is restored");
+        (decision, inv)
+    }
+
+    fn denied_rules(d: &Decision) -> Vec<&'static str> {
+        d.introduced
+            .iter()
+            .filter(|i| i.action == Action::Deny)
+            .map(|i| i.finding.rule)
+            .collect()
+    }
+
+    #[test]
+    fn a_load_balancer_selecting_an_existing_deployment_is_denied() {
+        let (d, _) = run(r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-public, namespace: shop}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 443}]}
+"#);
+        assert!(!d.allowed);
+        assert!(denied_rules(&d).contains(&"public-loadbalancer"));
+        let message = d.message.unwrap();
+        assert!(message.contains("Service shop/web-public"), "{message}");
+        assert!(message.contains("Fix:"), "{message}");
+    }
+
+    #[test]
+    fn an_internal_service_is_allowed() {
+        let (d, _) = run(r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {type: ClusterIP, selector: {app: web}, ports: [{port: 80}]}
+"#);
+        assert!(d.allowed, "{:?}", d.message);
+        assert!(denied_rules(&d).is_empty());
+    }
+
+    #[test]
+    fn a_nodeport_on_ssh_is_denied() {
+        let (d, _) = run(r#"
+apiVersion: v1
+kind: Service
+metadata: {name: ssh, namespace: shop}
+spec: {type: NodePort, selector: {app: web}, ports: [{port: 22}]}
+"#);
+        assert!(!d.allowed);
+        assert!(denied_rules(&d).contains(&"public-nodeport"), "{d:?}");
+    }
+
+    #[test]
+    fn cluster_admin_for_a_service_account_a_deployment_uses_is_denied() {
+        let (d, _) = run(r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: web-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{kind: ServiceAccount, name: web, namespace: shop}]
+"#);
+        assert!(!d.allowed);
+        let denied = &d
+            .introduced
+            .iter()
+            .find(|i| i.action == Action::Deny)
+            .unwrap();
+        assert_eq!(
+            denied.finding.subject,
+            ObjectKey::namespaced(crate::inventory::Kind::ServiceAccount, "shop", "web")
+        );
+    }
+
+    #[test]
+    fn switching_to_an_escalating_service_account_is_denied() {
+        let (d, _) = run(r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: builder
+      containers: [{name: app, image: "nginx:1.27"}]
+"#);
+        assert!(!d.allowed, "{d:?}");
+        assert!(d.message.unwrap().contains("builder"));
+    }
+
+    #[test]
+    fn a_privileged_container_is_denied_through_its_tag() {
+        let (d, _) = run(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: debug, namespace: shop}
+spec:
+  containers:
+  - name: shell
+    image: "busybox:1.36"
+    securityContext: {privileged: true}
+"#);
+        assert!(!d.allowed);
+        assert!(denied_rules(&d).contains(&"privileged-container"));
+        // Hardening findings of the same pod are introduced but not acted on.
+        assert!(d.introduced.iter().any(|i| i.action == Action::Ignored));
+    }
+
+    #[test]
+    fn pre_existing_findings_do_not_block_an_unrelated_update() {
+        // legacy/web-lb is a LoadBalancer already; relabelling it changes nothing.
+        let mut inv = inventory(CLUSTER);
+        let engine = Engine::default();
+        let update = object(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb, namespace: legacy, labels: {team: a}}
+spec:
+  type: LoadBalancer
+  selector: {app: old}
+  ports: [{port: 80}]
+"#,
+        );
+        let old = inv
+            .get(&ObjectKey::namespaced(
+                crate::inventory::Kind::Service,
+                "legacy",
+                "web-lb",
+            ))
+            .cloned();
+        let d = decide(&engine, &mut inv, &defaults(), &update, old.as_ref());
+        assert!(d.allowed, "{:?}", d.message);
+        assert!(d.introduced.is_empty(), "{:?}", d.introduced);
+    }
+
+    #[test]
+    fn warn_mode_admits_with_the_explanation_and_a_valid_exception_is_echoed() {
+        let spec = crate::api::ScanPolicySpec {
+            admission: Some(AdmissionSettings {
+                mode: AdmissionMode::Warn,
+                ..AdmissionSettings::default()
+            }),
+            ..Default::default()
+        };
+        let policies = PolicySet::new(vec![Policy::from_spec(
+            Some("shop/warn".into()),
+            Some("shop".into()),
+            spec,
+            crate::rules::policy::today(),
+        )]);
+        let engine = Engine::default();
+        let mut inv = inventory(CLUSTER);
+        let lb = object(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web-public, namespace: shop}
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 443}]}
+"#,
+        );
+        let d = decide(&engine, &mut inv, &policies, &lb, None);
+        assert!(d.allowed);
+        assert!(
+            d.warnings.iter().any(|w| w.contains("public-loadbalancer")),
+            "{:?}",
+            d.warnings
+        );
+
+        let excepted = object(
+            r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-public
+  namespace: shop
+  annotations:
+    posture.dev/exception.public-loadbalancer: "storefront is public by design; expires=2999-01-01"
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 443}]}
+"#,
+        );
+        let d = decide(&engine, &mut inv, &defaults(), &excepted, None);
+        assert!(d.allowed, "{:?}", d.message);
+        assert!(
+            d.warnings
+                .iter()
+                .any(|w| w.contains("exception") && w.contains("public by design")),
+            "{:?}",
+            d.warnings
+        );
+    }
+
+    #[test]
+    fn an_expired_exception_no_longer_admits() {
+        let (d, _) = run(r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-public
+  namespace: shop
+  annotations:
+    posture.dev/exception.public-loadbalancer: "temporary; expires=2020-01-01"
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 443}]}
+"#);
+        assert!(!d.allowed);
+        assert!(d.message.unwrap().contains("expired"));
+    }
+}
