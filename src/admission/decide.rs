@@ -109,8 +109,10 @@ pub fn introduced_findings(
     let key = incoming.key();
     let original = inventory.get(&key).cloned();
 
-    // Before: the cluster as it is, with the request's view of the old object.
-    if let Some(old) = old {
+    // Before: the cluster as it is, with the request's view of the old object. An old
+    // object that names another object (a malformed request) is not believed: only
+    // `key` is restored below, so it must be the only key touched.
+    if let Some(old) = old.filter(|o| o.key() == key) {
         inventory.apply(old.clone());
     }
     let mut subjects = Engine::affected_by(inventory, incoming);
@@ -446,6 +448,49 @@ spec:
         let d = decide(&engine, &mut inv, &defaults(), &update, old.as_ref());
         assert!(d.allowed, "{:?}", d.message);
         assert!(d.introduced.is_empty(), "{:?}", d.introduced);
+    }
+
+    #[test]
+    fn an_old_object_naming_another_object_leaves_the_inventory_as_it_was() {
+        // Found by the admission fuzzer: oldObject without metadata became
+        // `<unnamed>` and stayed in the inventory.
+        let mut inv = inventory(CLUSTER);
+        let before = inv.len();
+        let engine = Engine::default();
+        let incoming = object(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: app, image: "nginx:1.27"}]}
+"#,
+        );
+        let other = object(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "<unnamed>", namespace: shop}
+spec:
+  selector: {matchLabels: {app: x}}
+  template:
+    metadata: {labels: {app: x}}
+    spec: {containers: [{name: app, image: "nginx:1.27"}]}
+"#,
+        );
+        decide(&engine, &mut inv, &defaults(), &incoming, Some(&other));
+        assert_eq!(inv.len(), before);
+        assert!(
+            inv.get(&ObjectKey::namespaced(
+                crate::inventory::Kind::Deployment,
+                "shop",
+                "<unnamed>"
+            ))
+            .is_none()
+        );
     }
 
     #[test]
