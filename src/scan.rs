@@ -26,8 +26,13 @@ pub enum Format {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
     /// Manifest files, folders (searched for .yaml, .yml and .json) or `-` for stdin.
-    #[arg(required = true, value_name = "PATH|-")]
+    #[arg(required_unless_present = "aws", value_name = "PATH|-")]
     pub paths: Vec<String>,
+    /// An AWS snapshot (`posture collect aws`) or the output of
+    /// `aws iam get-account-authorization-details`: cloud rules, and IRSA / Pod
+    /// Identity correlation with the manifests. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub aws: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -67,8 +72,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         },
         None => Policy::allow_all(),
     };
-    let manifests = read_inputs(&args.paths, &args.namespace);
-    let inventory = manifests.inventory();
+    let mut manifests = read_inputs(&args.paths, &args.namespace);
+    let mut inventory = manifests.inventory();
+    let cloud_sources = load_cloud(&args.aws, &policy, &mut inventory, &mut manifests.errors);
     let engine = Engine::default();
     let policies = PolicySet::single(policy);
     let (evaluation, _) = Evaluation::full(&engine, &inventory, &policies);
@@ -79,6 +85,10 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             .get(&f.subject)
             .or_else(|| f.hit.affected.iter().find_map(|w| sources.get(w)))
             .copied()
+            .or_else(|| {
+                let account = inventory.cloud().account_of(&f.subject)?;
+                cloud_sources.get(account)
+            })
     });
     for error in &manifests.errors {
         eprintln!("error: {error}");
@@ -106,7 +116,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(e).context("cannot write the report to standard output"),
     }
-    if manifests.files == 0 && manifests.errors.is_empty() {
+    if manifests.files == 0 && manifests.errors.is_empty() && args.aws.is_empty() {
         eprintln!("warning: no manifests found in {}", args.paths.join(", "));
     }
     Ok(exit_code(&manifests.errors, &findings, args.fail_on))
@@ -130,6 +140,58 @@ fn exit_code(
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Reads the `--aws` files into the inventory's cloud assets; returns where each
+/// account came from (for report locations). A file that cannot be read is an input
+/// error (exit 2); the others are still used.
+fn load_cloud(
+    files: &[PathBuf],
+    policy: &Policy,
+    inventory: &mut crate::inventory::Inventory,
+    errors: &mut Vec<InputError>,
+) -> std::collections::HashMap<String, crate::collect::manifests::Source> {
+    use crate::inventory::cloud::{CloudInventory, SnapshotSource, snapshot};
+    let aws = policy.spec.cloud.as_ref().and_then(|c| c.aws.as_ref());
+    let source = SnapshotSource {
+        policy: None,
+        known_accounts: aws.map(|a| a.known_accounts.clone()).unwrap_or_default(),
+        eks_cluster: aws.and_then(|a| a.eks_cluster_name.clone()),
+    };
+    let mut snapshots = Vec::new();
+    let mut locations = std::collections::HashMap::new();
+    for path in files {
+        let file = path.display().to_string();
+        let read = std::fs::read(path)
+            .map_err(|e| format!("cannot read it: {e}"))
+            .and_then(|bytes| snapshot::load(&bytes));
+        match read {
+            Ok(s) => {
+                for account in &s.accounts {
+                    locations.insert(
+                        account.account_id.clone(),
+                        crate::collect::manifests::Source {
+                            file: file.clone(),
+                            document: 1,
+                            line: 1,
+                        },
+                    );
+                }
+                snapshots.push(s);
+            }
+            Err(reason) => errors.push(InputError {
+                file,
+                document: None,
+                line: None,
+                reason,
+            }),
+        }
+    }
+    if !snapshots.is_empty() {
+        let cloud = CloudInventory::build(snapshots.iter().map(|s| (&source, s)));
+        inventory.set_cloud(std::sync::Arc::new(cloud));
+    }
+    locations
 }
 
 /// Reads a ScanPolicy manifest (the first ScanPolicy document of the file).

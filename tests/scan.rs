@@ -299,3 +299,115 @@ fn table_groups_by_subject_and_help_has_examples() {
             .contains("helm template my-release ./chart | posture scan -")
     );
 }
+
+#[test]
+fn aws_authorization_details_and_snapshots_correlate_with_manifests() {
+    // Raw GetAccountAuthorizationDetails output, documents URL-encoded as the API
+    // returns them: the IRSA-mapped ServiceAccount inherits its role's risk.
+    let report = json(&[
+        &fixtures("scan-aws/irsa.yaml"),
+        "--aws",
+        &fixtures("aws/authorization-details.json"),
+    ]);
+    let found = rule_subjects(&report);
+    let has = |rule: &str, id: &str| found.iter().any(|(r, s)| r == rule && s == id);
+    assert!(
+        has("aws-irsa-privileged-role", "ServiceAccount/shop/builder"),
+        "{found:?}"
+    );
+    assert!(
+        has("aws-iam-admin", "arn:aws:iam::123456789012:role/builder"),
+        "{found:?}"
+    );
+    assert!(
+        has(
+            "aws-iam-privilege-escalation",
+            "arn:aws:iam::123456789012:user/ci"
+        ),
+        "{found:?}"
+    );
+    let irsa = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "aws-irsa-privileged-role")
+        .unwrap();
+    assert_eq!(irsa["severity"], "Critical");
+    assert!(
+        irsa["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "HighlyPermissiveRole")
+    );
+    let admin = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "aws-iam-admin")
+        .unwrap();
+    assert_eq!(admin["subject"]["name"], "builder");
+    assert_eq!(
+        admin["location"]["file"],
+        fixtures("aws/authorization-details.json")
+    );
+
+    // A snapshot: cloud configuration rules too, exit 1 with --fail-on.
+    let out = scan(
+        &[
+            "--aws",
+            &fixtures("aws/cloud-fail.json"),
+            "--fail-on",
+            "critical",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in [
+        "aws-sg-open-to-internet",
+        "aws-s3-public-bucket",
+        "aws-ec2-public-admin-instance",
+    ] {
+        assert!(rules.contains(&rule), "{rule} missing from {rules:?}");
+    }
+
+    // A broken file is named, exit 2, and the rest is still scanned.
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        broken.path(),
+        r#"{"schema": "posture.dev/aws-snapshot/v1", "accounts": [{"accou"#,
+    )
+    .unwrap();
+    let out = scan(
+        &[
+            &fixtures("scan-aws/irsa.yaml"),
+            "--aws",
+            broken.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(broken.path().to_str().unwrap()) && stderr.contains("EOF"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report["findings"].as_array().unwrap().is_empty());
+}

@@ -162,7 +162,10 @@ mod tests {
         std::fs::write(&key_path, &key).unwrap();
         let reloader = CertReloader::new(&cert_path, &key_path).unwrap();
         let first = served(&reloader);
-        assert!(!reloader.reload().unwrap(), "unchanged files are not reloaded");
+        assert!(
+            !reloader.reload().unwrap(),
+            "unchanged files are not reloaded"
+        );
 
         let (cert, key) = pair("second.example");
         std::fs::write(&cert_path, &cert).unwrap();
@@ -175,7 +178,10 @@ mod tests {
         let (cert, _) = pair("third.example");
         std::fs::write(&cert_path, &cert).unwrap();
         let err = reloader.reload().unwrap_err();
-        assert!(format!("{err:#}").contains("still serving the previous pair"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("still serving the previous pair"),
+            "{err:#}"
+        );
         assert_eq!(served(&reloader), second);
     }
 }

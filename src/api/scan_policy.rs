@@ -252,6 +252,11 @@ pub struct AwsCloud {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 500), inner(pattern(r"^[0-9]{12}$")))]
     pub known_accounts: Vec<String>,
+    /// The EKS cluster this is: only its Pod Identity associations map ServiceAccounts
+    /// to IAM roles. Unset: associations of every collected cluster apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    pub eks_cluster_name: Option<String>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -3,6 +3,9 @@
 //! lookups, never scans of the whole inventory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::cloud::{CloudInventory, instance_id_of_provider_id};
 
 use super::model::{AssetId, Kind, Object, ObjectKey};
 use super::rbac::{RbacSubject, binding_parts, role_key};
@@ -68,6 +71,10 @@ pub struct Inventory {
     network_policies_by_ns: HashMap<String, KeySet>,
     /// Root workloads by the ConfigMaps and Secrets they consume.
     consumers: HashMap<ObjectKey, KeySet>,
+    /// Nodes by the EC2 instance id of their providerID.
+    nodes_by_instance: HashMap<String, ObjectKey>,
+    /// Cloud assets (AWS snapshots), shared: a webhook's what-if copy does not copy them.
+    cloud: Arc<CloudInventory>,
 }
 
 fn add(map: &mut HashMap<String, KeySet>, ns: Option<&str>, key: &ObjectKey) {
@@ -100,6 +107,21 @@ impl Inventory {
 
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
         self.objects.get(key)
+    }
+
+    /// The cloud assets.
+    pub fn cloud(&self) -> &CloudInventory {
+        &self.cloud
+    }
+
+    /// Replaces the cloud assets (a new snapshot was accepted).
+    pub fn set_cloud(&mut self, cloud: Arc<CloudInventory>) {
+        self.cloud = cloud;
+    }
+
+    /// The Node whose providerID names this EC2 instance.
+    pub fn node_of_instance(&self, instance_id: &str) -> Option<&ObjectKey> {
+        self.nodes_by_instance.get(instance_id)
     }
 
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
@@ -173,6 +195,16 @@ impl Inventory {
                 self.config_maps.insert(key.clone());
             }
             Object::NetworkPolicy(_) => add(&mut self.network_policies_by_ns, ns, key),
+            Object::Node(node) => {
+                if let Some(id) = node
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.provider_id.as_deref())
+                    .and_then(instance_id_of_provider_id)
+                {
+                    self.nodes_by_instance.insert(id.to_owned(), key.clone());
+                }
+            }
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
                 for subject in subjects
@@ -222,6 +254,7 @@ impl Inventory {
                 self.config_maps.remove(key);
             }
             Object::NetworkPolicy(_) => remove(&mut self.network_policies_by_ns, &ns, key),
+            Object::Node(_) => self.nodes_by_instance.retain(|_, node| node != key),
             Object::RoleBinding(_) | Object::ClusterRoleBinding(_) => {
                 let (subjects, role_ref, _) = binding_parts(object).expect("a binding");
                 for subject in subjects

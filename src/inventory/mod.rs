@@ -3,6 +3,7 @@
 //! watches, by `posture scan`'s manifest reader and by the webhook's what-if copy; it
 //! knows none of them.
 
+pub mod cloud;
 mod graph;
 mod model;
 pub mod rbac;

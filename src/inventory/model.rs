@@ -12,7 +12,8 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-/// The Kubernetes kinds the inventory holds.
+/// The kinds the inventory holds: Kubernetes kinds, then cloud resource kinds (named by
+/// their ARN, never namespaced).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     Namespace,
@@ -34,9 +35,41 @@ pub enum Kind {
     ClusterRoleBinding,
     ConfigMap,
     Secret,
+    // AWS
+    IamUser,
+    IamGroup,
+    IamRole,
+    Ec2Instance,
+    SecurityGroup,
+    EbsVolume,
+    S3Bucket,
+    RdsInstance,
+    EksCluster,
 }
 
 impl Kind {
+    /// The cloud kinds, for iteration.
+    pub const CLOUD: [Kind; 9] = [
+        Kind::IamUser,
+        Kind::IamGroup,
+        Kind::IamRole,
+        Kind::Ec2Instance,
+        Kind::SecurityGroup,
+        Kind::EbsVolume,
+        Kind::S3Bucket,
+        Kind::RdsInstance,
+        Kind::EksCluster,
+    ];
+
+    /// `aws` for cloud kinds, `None` for Kubernetes kinds.
+    pub fn provider(self) -> Option<&'static str> {
+        Kind::CLOUD.contains(&self).then_some("aws")
+    }
+
+    pub fn is_cloud(self) -> bool {
+        self.provider().is_some()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Namespace => "Namespace",
@@ -58,6 +91,15 @@ impl Kind {
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::IamUser => "IamUser",
+            Kind::IamGroup => "IamGroup",
+            Kind::IamRole => "IamRole",
+            Kind::Ec2Instance => "Ec2Instance",
+            Kind::SecurityGroup => "SecurityGroup",
+            Kind::EbsVolume => "EbsVolume",
+            Kind::S3Bucket => "S3Bucket",
+            Kind::RdsInstance => "RdsInstance",
+            Kind::EksCluster => "EksCluster",
         }
     }
 
@@ -82,12 +124,25 @@ impl Kind {
             "ClusterRoleBinding" => Kind::ClusterRoleBinding,
             "ConfigMap" => Kind::ConfigMap,
             "Secret" => Kind::Secret,
+            "IamUser" => Kind::IamUser,
+            "IamGroup" => Kind::IamGroup,
+            "IamRole" => Kind::IamRole,
+            "Ec2Instance" => Kind::Ec2Instance,
+            "SecurityGroup" => Kind::SecurityGroup,
+            "EbsVolume" => Kind::EbsVolume,
+            "S3Bucket" => Kind::S3Bucket,
+            "RdsInstance" => Kind::RdsInstance,
+            "EksCluster" => Kind::EksCluster,
             _ => return None,
         })
     }
 
-    pub fn api_version(self) -> &'static str {
-        match self {
+    /// The Kubernetes apiVersion; `None` for cloud kinds.
+    pub fn api_version(self) -> Option<&'static str> {
+        if self.is_cloud() {
+            return None;
+        }
+        Some(match self {
             Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => "apps/v1",
             Kind::Job | Kind::CronJob => "batch/v1",
             Kind::Ingress | Kind::NetworkPolicy => "networking.k8s.io/v1",
@@ -95,14 +150,15 @@ impl Kind {
                 "rbac.authorization.k8s.io/v1"
             }
             _ => "v1",
-        }
+        })
     }
 
     pub fn is_namespaced(self) -> bool {
-        !matches!(
-            self,
-            Kind::Namespace | Kind::Node | Kind::ClusterRole | Kind::ClusterRoleBinding
-        )
+        !self.is_cloud()
+            && !matches!(
+                self,
+                Kind::Namespace | Kind::Node | Kind::ClusterRole | Kind::ClusterRoleBinding
+            )
     }
 
     /// Kinds that run pods (a pod template or a pod spec).
@@ -277,7 +333,7 @@ impl Object {
 
     /// Parses a JSON/YAML value of a known kind; `None` for other kinds.
     pub fn from_value(value: serde_json::Value) -> Option<Result<Object, serde_json::Error>> {
-        let kind = Kind::parse(value.get("kind")?.as_str()?)?;
+        let kind = Kind::parse(value.get("kind")?.as_str()?).filter(|k| !k.is_cloud())?;
         fn arc<T: serde::de::DeserializeOwned>(
             v: serde_json::Value,
         ) -> Result<Arc<T>, serde_json::Error> {
@@ -304,6 +360,7 @@ impl Object {
                 Kind::ClusterRoleBinding => Object::ClusterRoleBinding(arc(value)?),
                 Kind::ConfigMap => Object::ConfigMap(arc(value)?),
                 Kind::Secret => Object::Secret(arc(value)?),
+                cloud => unreachable!("{cloud} is filtered out above"),
             })
         })())
     }

@@ -24,14 +24,26 @@ const MAX_EVIDENCE_LEN: usize = 512;
 const MAX_AFFECTED: usize = 32;
 
 pub fn subject_ref(key: &ObjectKey) -> SubjectRef {
+    let cloud = key.kind.is_cloud();
     SubjectRef {
-        api_version: Some(key.kind.api_version().to_owned()),
+        api_version: key.kind.api_version().map(str::to_owned),
         kind: key.kind.as_str().to_owned(),
         namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        name: if cloud {
+            crate::inventory::cloud::short_name(&key.name).to_owned()
+        } else {
+            key.name.clone()
+        },
         uid: None,
-        cloud_id: None,
-        display: format!("{}/{}", key.kind, key.name),
+        cloud_id: cloud.then(|| key.name.clone()),
+        display: match cloud {
+            true => format!(
+                "{}/{}",
+                key.kind,
+                crate::inventory::cloud::short_name(&key.name)
+            ),
+            false => format!("{}/{}", key.kind, key.name),
+        },
     }
 }
 

@@ -65,9 +65,13 @@ pub async fn apply(
     labels: &BTreeMap<String, String>,
     annotations: &BTreeMap<String, String>,
 ) -> Result<(), kube::Error> {
-    let (group, version) = match key.kind.api_version().split_once('/') {
+    // Tags go on workloads only; cloud subjects keep theirs in the inventory store.
+    let Some(api_version) = key.kind.api_version() else {
+        return Ok(());
+    };
+    let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
-        None => ("", key.kind.api_version()),
+        None => ("", api_version),
     };
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, key.kind.as_str()));
     let api: Api<DynamicObject> = match key.namespace() {
@@ -75,7 +79,7 @@ pub async fn apply(
         None => Api::all_with(client.clone(), &resource),
     };
     let body = json!({
-        "apiVersion": key.kind.api_version(),
+        "apiVersion": api_version,
         "kind": key.kind.as_str(),
         "metadata": {
             "name": key.name,

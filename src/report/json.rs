@@ -71,11 +71,20 @@ pub fn write(
                 title: f.meta.title,
                 severity: f.severity,
                 category: f.category,
-                subject: Subject {
-                    kind: f.subject.kind.as_str(),
-                    namespace: f.subject.namespace(),
-                    name: &f.subject.name,
-                    id: f.subject.to_string(),
+                subject: match f.subject.kind.is_cloud() {
+                    // Cloud subjects: a readable name, and the ARN as id.
+                    true => Subject {
+                        kind: f.subject.kind.as_str(),
+                        namespace: None,
+                        name: crate::inventory::cloud::short_name(&f.subject.name),
+                        id: f.subject.name.clone(),
+                    },
+                    false => Subject {
+                        kind: f.subject.kind.as_str(),
+                        namespace: f.subject.namespace(),
+                        name: &f.subject.name,
+                        id: f.subject.to_string(),
+                    },
                 },
                 message: f.message,
                 tags: f.meta.tags,

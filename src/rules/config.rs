@@ -13,6 +13,7 @@ pub struct RiskyPort {
 #[derive(Debug, Clone)]
 pub struct RuleConfig {
     risky_ports: HashMap<u16, String>,
+    escalation_methods: Vec<super::iam::EscalationMethod>,
 }
 
 const RISKY_PORTS: &str = include_str!("../../config/risky-ports.yaml");
@@ -29,7 +30,13 @@ impl RuleConfig {
     pub fn with_risky_ports(ports: Vec<RiskyPort>) -> Self {
         Self {
             risky_ports: ports.into_iter().map(|p| (p.port, p.service)).collect(),
+            escalation_methods: super::iam::shipped_methods(),
         }
+    }
+
+    /// The AWS privilege-escalation methods (`config/iam-escalation.yaml`).
+    pub fn escalation_methods(&self) -> &[super::iam::EscalationMethod] {
+        &self.escalation_methods
     }
 
     /// The service usually behind a risky port, e.g. `22` → `SSH`.

@@ -85,6 +85,7 @@ impl Engine {
         subjects.extend(inventory.service_accounts());
         subjects.extend(inventory.bindings().cloned());
         subjects.extend(inventory.config_maps().cloned());
+        subjects.extend(inventory.cloud().subjects());
         subjects
     }
 
@@ -103,8 +104,20 @@ impl Engine {
             return Vec::new();
         }
         let namespace = subject.namespace().unwrap_or_default();
-        let Some(policy) = policies.governing(namespace, inventory.namespace_labels(namespace))
-        else {
+        // A cloud subject is governed by the ScanPolicy whose snapshot holds it.
+        let source = subject
+            .kind
+            .is_cloud()
+            .then(|| inventory.cloud().policy_of(subject))
+            .flatten();
+        let governing = match source {
+            Some(name) => policies
+                .policies()
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name)),
+            None => policies.governing(namespace, inventory.namespace_labels(namespace)),
+        };
+        let Some(policy) = governing else {
             return Vec::new();
         };
         let ctx = Context {
