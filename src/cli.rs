@@ -50,6 +50,9 @@ pub enum Command {
         after_help = "Examples:\n  posture webhook --tls-cert /tls/tls.crt --tls-key /tls/tls.key\n  posture webhook --print-config --service-namespace posture-system --ca-bundle ca.crt | kubectl apply -f -\n\nA denial names the rule, the subject, why and the fix. Exempt one object with the\nannotation posture.dev/exception.<rule>: \"<reason>; expires=YYYY-MM-DD\"."
     )]
     Webhook(crate::admission::WebhookArgs),
+    /// Collect an inventory from outside the cluster (AWS accounts).
+    #[command(subcommand)]
+    Collect(CollectTarget),
     /// Scan Kubernetes manifests with the cluster rules, before they reach a cluster.
     #[command(
         after_help = "Examples:\n  posture scan deploy/                                   # a folder, recursively\n  helm template my-release ./chart | posture scan -       # stdin\n  posture scan k8s/ --format sarif > posture.sarif        # for code scanning\n  posture scan k8s/ --policy scanpolicy.yaml --fail-on high\n\nExit codes: 0 no finding at or above --fail-on, 1 there is one, 2 bad input."
@@ -66,6 +69,15 @@ pub enum Command {
     /// Print the CustomResourceDefinitions (ScanPolicy, Finding) as YAML.
     #[command(after_help = "Example:\n  posture crds | kubectl apply --server-side -f -")]
     Crds,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CollectTarget {
+    /// Read AWS accounts (IAM, EC2/VPC/EBS, S3, RDS, EKS) into a snapshot.
+    #[command(
+        after_help = "Examples:\n  posture collect aws --region eu-west-1 --output snapshot.json\n  posture collect aws --region eu-west-1 --region us-east-1 \\\n      --account 123456789012=arn:aws:iam::123456789012:role/posture-reader,external-id=k8s-prod \\\n      --output snapshot.json\n  posture scan k8s/ --aws snapshot.json\n\nCredentials: the standard AWS chain (environment, AWS_PROFILE, IRSA, EKS Pod Identity,\ninstance profile). AWS_ENDPOINT_URL points the SDK at another endpoint (moto, LocalStack).\nThe collector needs read-only access: the AWS managed policy SecurityAudit covers it.\nA call that is denied is recorded in the snapshot as not collected, with the error."
+    )]
+    Aws(crate::collect::aws::CollectAwsArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -87,6 +99,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan(args) => crate::scan::run(args),
+        Command::Collect(CollectTarget::Aws(args)) => {
+            init_logging(cli.log_format);
+            crate::collect::aws::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rules { format } => {
             let engine = crate::rules::Engine::default();
             let text = match format {

@@ -105,29 +105,13 @@ impl CloudInventory {
                 me.sources.insert(id.clone(), source.clone());
                 me.collected_at
                     .insert(id.clone(), snapshot.collected_at.clone());
-                let mut missing = |region: Option<&str>, section: &str, error: Option<&str>| {
-                    if let Some(error) = error {
-                        me.not_collected.push(NotCollected {
-                            account: id.clone(),
-                            region: region.map(str::to_owned),
-                            section: section.to_owned(),
-                            error: error.to_owned(),
-                        });
-                    }
-                };
-                missing(None, "iam", account.iam.error());
-                missing(None, "s3", account.s3.error());
-                for (region, r) in &account.regional {
-                    let region = Some(region.as_str());
-                    missing(region, "ec2:instances", r.instances.error());
-                    missing(region, "ec2:securityGroups", r.security_groups.error());
-                    missing(region, "ec2:vpcs", r.vpcs.error());
-                    missing(region, "ec2:subnets", r.subnets.error());
-                    missing(region, "ec2:routeTables", r.route_tables.error());
-                    missing(region, "ec2:internetGateways", r.internet_gateways.error());
-                    missing(region, "ec2:volumes", r.volumes.error());
-                    missing(region, "rds:dbInstances", r.db_instances.error());
-                    missing(region, "eks:clusters", r.eks_clusters.error());
+                for (region, section, error) in account.missing_sections() {
+                    me.not_collected.push(NotCollected {
+                        account: id.clone(),
+                        region: region.map(str::to_owned),
+                        section,
+                        error: error.to_owned(),
+                    });
                 }
                 if let Some(data) = account.iam.data() {
                     me.iam.add_account(&id, data, catalog);
@@ -182,14 +166,6 @@ impl CloudInventory {
                             .eks_cluster
                             .as_ref()
                             .is_none_or(|name| *name == cluster.name);
-                        if let Some(error) = cluster.pod_identity_associations.error() {
-                            me.not_collected.push(NotCollected {
-                                account: id.clone(),
-                                region: Some(region.clone()),
-                                section: format!("eks:podIdentityAssociations {}", cluster.name),
-                                error: error.to_owned(),
-                            });
-                        }
                         if applies {
                             for a in cluster
                                 .pod_identity_associations

@@ -83,6 +83,61 @@ pub struct AccountSnapshot {
     pub regional: BTreeMap<String, RegionSnapshot>,
 }
 
+impl AccountSnapshot {
+    /// The sections that could not be read: (region, section, error).
+    pub fn missing_sections(&self) -> Vec<(Option<&str>, String, &str)> {
+        fn add<'a>(
+            out: &mut Vec<(Option<&'a str>, String, &'a str)>,
+            region: Option<&'a str>,
+            section: String,
+            error: Option<&'a str>,
+        ) {
+            if let Some(error) = error {
+                out.push((region, section, error));
+            }
+        }
+        let mut out = Vec::new();
+        add(&mut out, None, "iam".into(), self.iam.error());
+        add(&mut out, None, "s3".into(), self.s3.error());
+        for bucket in self.s3.data().into_iter().flatten() {
+            for (what, error) in [
+                ("publicAccessBlock", bucket.public_access_block.error()),
+                ("acl", bucket.acl.error()),
+                ("policy", bucket.policy.error()),
+                ("policyStatus", bucket.policy_is_public.error()),
+                ("encryption", bucket.encryption.error()),
+            ] {
+                add(&mut out, None, format!("s3:{} {what}", bucket.name), error);
+            }
+        }
+        for (region, r) in &self.regional {
+            let region = Some(region.as_str());
+            for (section, error) in [
+                ("ec2:instances", r.instances.error()),
+                ("ec2:securityGroups", r.security_groups.error()),
+                ("ec2:vpcs", r.vpcs.error()),
+                ("ec2:subnets", r.subnets.error()),
+                ("ec2:routeTables", r.route_tables.error()),
+                ("ec2:internetGateways", r.internet_gateways.error()),
+                ("ec2:volumes", r.volumes.error()),
+                ("rds:dbInstances", r.db_instances.error()),
+                ("eks:clusters", r.eks_clusters.error()),
+            ] {
+                add(&mut out, region, section.into(), error);
+            }
+            for c in r.eks_clusters.data().into_iter().flatten() {
+                add(
+                    &mut out,
+                    region,
+                    format!("eks:podIdentityAssociations {}", c.name),
+                    c.pod_identity_associations.error(),
+                );
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegionSnapshot {
