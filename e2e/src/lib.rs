@@ -3,6 +3,7 @@
 //! project's own pods. See `e2e/README.md`.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod binaries;
 pub mod cluster;
 pub mod controlplane;
