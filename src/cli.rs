@@ -58,6 +58,12 @@ pub enum Command {
         after_help = "Examples:\n  posture scan deploy/                                   # a folder, recursively\n  helm template my-release ./chart | posture scan -       # stdin\n  posture scan k8s/ --format sarif > posture.sarif        # for code scanning\n  posture scan k8s/ --policy scanpolicy.yaml --fail-on high\n\nExit codes: 0 no finding at or above --fail-on, 1 there is one, 2 bad input."
     )]
     Scan(crate::scan::ScanArgs),
+    /// SQL over the inventory: assets, relations, tags and findings of the cluster and
+    /// the cloud (tables in docs/store.md).
+    #[command(
+        after_help = "Examples:\n  posture query --server https://posture-operator.posture-system.svc:8443 \\\n      --ca ca.crt --token-file <(kubectl create token analyst) \\\n      \"SELECT kind, namespace, name FROM assets a JOIN tags t ON t.asset_id = a.id WHERE t.tag = 'isPublic'\"\n  posture query --snapshot snapshot.json --manifests k8s/ \\\n      \"SELECT subject_name, rule, severity FROM findings ORDER BY severity\"\n  posture query --db posture.db --format csv \"SELECT * FROM relations WHERE kind = 'assumes'\"\n  posture query --schema\n\nQueries are read-only: the connection refuses writes, whatever the SQL says."
+    )]
+    Query(crate::query::QueryArgs),
     /// List the rule catalog.
     #[command(
         after_help = "Examples:\n  posture rules\n  posture rules --format json | jq '.rules[] | select(.severity == \"Critical\")'"
@@ -104,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             crate::collect::aws::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Query(args) => crate::query::run(args).await,
         Command::Rules { format } => {
             let engine = crate::rules::Engine::default();
             let text = match format {

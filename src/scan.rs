@@ -213,3 +213,29 @@ fn load_policy(path: &PathBuf) -> Result<Policy> {
         path.display()
     )
 }
+
+/// The inventory of `posture query --snapshot … --manifests …`: like `posture scan`,
+/// but any unreadable input is an error (a query over half the input would mislead).
+pub fn load_for_query(
+    manifests: &[String],
+    snapshots: &[PathBuf],
+) -> Result<crate::inventory::Inventory> {
+    let mut read = read_inputs(manifests, "default");
+    let mut inventory = read.inventory();
+    load_cloud(
+        snapshots,
+        &Policy::allow_all(),
+        &mut inventory,
+        &mut read.errors,
+    );
+    if let Some(first) = read.errors.first() {
+        anyhow::bail!(
+            "{first}{}",
+            match read.errors.len() {
+                1 => String::new(),
+                n => format!(" (and {} more errors)", n - 1),
+            }
+        );
+    }
+    Ok(inventory)
+}

@@ -7,6 +7,7 @@ pub mod cloud;
 mod graph;
 mod model;
 pub mod rbac;
+pub mod store;
 pub mod synthetic;
 pub mod workload;
 

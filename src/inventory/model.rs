@@ -322,6 +322,11 @@ impl Object {
         each_object!(self, o => &o.metadata)
     }
 
+    /// The object as JSON (what the watch kept of it), for the store.
+    pub fn to_value(&self) -> serde_json::Value {
+        each_object!(self, o => serde_json::to_value(&**o).unwrap_or_default())
+    }
+
     pub fn key(&self) -> ObjectKey {
         let meta = self.meta();
         ObjectKey::new(
