@@ -23,6 +23,6 @@ fi
 "$opa" version | head -1 >&2
 e2e/controlplane/build.sh > /dev/null
 # Release builds for all: the webhook and the benchmark (which serves the no-op).
-cargo build --quiet --release --bin posture -p posture-e2e --bin bench-webhook
+cargo build --quiet --release -p posture --bin posture -p posture-e2e --bin bench-webhook
 POSTURE_BIN="$TARGET/release/posture" "$TARGET/release/bench-webhook" --opa "$opa" \
   --seconds "${SECONDS_PER_RUN:-15}" --rounds "${ROUNDS:-3}" --connections "${CONNECTIONS:-64}"

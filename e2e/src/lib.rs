@@ -8,6 +8,8 @@ pub mod binaries;
 pub mod cluster;
 pub mod controlplane;
 pub mod kubelet;
+pub mod moto;
 pub mod pki;
 pub mod ports;
 pub mod process;
+pub mod testing;

@@ -4,110 +4,31 @@
 //! field, and `posture scan --aws` finds the account's risks and correlates the IRSA
 //! role with the ServiceAccount. A denied service is recorded as "not collected".
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use posture::inventory::cloud::snapshot::{AwsSnapshot, Section};
+use posture_e2e::binaries::{posture_binary, repo_root};
+use posture_e2e::moto::Moto;
 use serde_json::Value;
 
-const POSTURE: &str = env!("CARGO_BIN_EXE_posture");
-
-/// The test venv's python (moto[server], boto3): POSTURE_PYTHON, else the default
-/// venv that `make pyenv` creates.
-fn python() -> PathBuf {
-    let path = std::env::var_os("POSTURE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/posture/venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} does not exist: run `make pyenv` (make test does) for moto[server]",
-        path.display()
-    );
-    path
-}
-
 fn repo(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+    repo_root().join(path).display().to_string()
 }
 
-/// A moto server on a free port; killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto { child, url }
-    }
-
-    fn seed(&self, args: &[&str], extra_roles: u32) -> Value {
-        let out = Command::new(python())
-            .arg(repo("examples/aws/seed.py"))
-            .arg(&self.url)
-            .args(args)
-            .env("SEED_EXTRA_ROLES", extra_roles.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "seeding: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn collect(&self, key: (&str, &str), args: &[&str]) -> Output {
-        Command::new(POSTURE)
-            .args(["collect", "aws"])
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", "/nonexistent")
-            .env("AWS_ENDPOINT_URL", &self.url)
-            .env("AWS_ACCESS_KEY_ID", key.0)
-            .env("AWS_SECRET_ACCESS_KEY", key.1)
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `posture collect aws ARGS` with only the given keys and moto's endpoint.
+fn collect(moto: &Moto, key: (&str, &str), args: &[&str]) -> Output {
+    Command::new(posture_binary().unwrap())
+        .args(["collect", "aws"])
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .envs(moto.env())
+        .env("AWS_ACCESS_KEY_ID", key.0)
+        .env("AWS_SECRET_ACCESS_KEY", key.1)
+        .output()
+        .unwrap()
 }
 
 fn read(path: &Path) -> AwsSnapshot {
@@ -115,7 +36,7 @@ fn read(path: &Path) -> AwsSnapshot {
 }
 
 fn scan(args: &[&str]) -> Value {
-    let out = Command::new(POSTURE)
+    let out = Command::new(posture_binary().unwrap())
         .args(["scan", "--format", "json"])
         .args(args)
         .output()
@@ -126,11 +47,12 @@ fn scan(args: &[&str]) -> Value {
 
 #[test]
 fn collects_every_service_of_the_demo_account_and_the_rules_find_its_risks() {
-    let moto = Moto::start();
-    let seeded = moto.seed(&[], 150);
+    let moto = Moto::start().unwrap();
+    let seeded = moto.seed(&[], 150).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snapshot.json");
-    let out = moto.collect(
+    let out = collect(
+        &moto,
         ("testing", "testing"),
         &["--region", "eu-west-1", "--output", file.to_str().unwrap()],
     );
@@ -328,12 +250,13 @@ fn collects_every_service_of_the_demo_account_and_the_rules_find_its_risks() {
 
 #[test]
 fn a_denied_service_is_recorded_as_not_collected_and_the_rest_is_kept() {
-    let moto = Moto::start();
-    let seeded = moto.seed(&["--restricted-collector"], 0);
+    let moto = Moto::start().unwrap();
+    let seeded = moto.seed(&["--restricted-collector"], 0).unwrap();
     let key = &seeded["collector"];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snapshot.json");
-    let out = moto.collect(
+    let out = collect(
+        &moto,
         (
             key["accessKeyId"].as_str().unwrap(),
             key["secretAccessKey"].as_str().unwrap(),
@@ -360,12 +283,13 @@ fn a_denied_service_is_recorded_as_not_collected_and_the_rest_is_kept() {
 
 #[test]
 fn roles_are_assumed_per_account_and_a_wrong_account_is_refused() {
-    let moto = Moto::start();
-    moto.seed(&[], 0);
+    let moto = Moto::start().unwrap();
+    moto.seed(&[], 0).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("snapshot.json");
     let role = "123456789012=arn:aws:iam::123456789012:role/vendor-access,external-id=k8s-prod";
-    let out = moto.collect(
+    let out = collect(
+        &moto,
         ("testing", "testing"),
         &["--account", role, "--output", file.to_str().unwrap()],
     );
@@ -381,7 +305,8 @@ fn roles_are_assumed_per_account_and_a_wrong_account_is_refused() {
         "{caller}"
     );
 
-    let out = moto.collect(
+    let out = collect(
+        &moto,
         ("testing", "testing"),
         &[
             "--account",

@@ -5,7 +5,7 @@
 //! so its RBAC is the one it ships with.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -13,61 +13,12 @@ use posture_e2e::binaries::{posture_binary, repo_root};
 use posture_e2e::cluster::{TestCluster, TestNamespace, shared};
 use posture_e2e::ports::free_ports;
 use posture_e2e::process::{Guarded, ProcessSpec};
+use posture_e2e::testing::{eventually, install_operator};
 
 const LEASE_SECONDS: u64 = 6;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("e2e/tests/fixtures").join(name)).expect("fixture")
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// Installs the CRDs and the operator's RBAC; returns a kubeconfig for its ServiceAccount.
-fn install(cluster: &TestCluster, ns: &str, dir: &Path) -> Result<PathBuf> {
-    cluster.install_crds()?;
-    let rbac = std::fs::read_to_string(repo_root().join("config/rbac/operator.yaml"))?.replace(
-        "name: posture-operator\n",
-        &format!("name: posture-operator-{ns}\n"),
-    );
-    cluster.kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(&rbac))?;
-    let kubeconfig = dir.join("operator.kubeconfig");
-    cluster.service_account_kubeconfig(ns, "posture-operator", &kubeconfig)?;
-    cluster.kubectl_ok(
-        &[
-            "create",
-            "clusterrolebinding",
-            &format!("posture-operator-{ns}"),
-            &format!("--clusterrole=posture-operator-{ns}"),
-            &format!("--serviceaccount={ns}:posture-operator"),
-        ],
-        None,
-    )?;
-    cluster.kubectl_ok(
-        &[
-            "create",
-            "rolebinding",
-            "posture-operator-leader-election",
-            "-n",
-            ns,
-            "--role=posture-operator-leader-election",
-            &format!("--serviceaccount={ns}:posture-operator"),
-        ],
-        None,
-    )?;
-    Ok(kubeconfig)
 }
 
 fn start_operator(kubeconfig: &Path, ns: &str, identity: &str, dir: &Path) -> Result<Guarded> {
@@ -89,6 +40,7 @@ fn start_operator_with(
             format!("--lease-namespace={ns}"),
             format!("--identity={identity}"),
             format!("--lease-duration={LEASE_SECONDS}"),
+            format!("--db={}", dir.join(format!("{identity}.db")).display()),
         ])
         .args(extra.iter().copied());
     spec.env = vec![
@@ -196,7 +148,8 @@ fn operator_reports_tags_resolves_and_fails_over() -> Result<()> {
     let ns: TestNamespace = cluster.namespace("operator")?;
     let dir = tempfile::tempdir()?;
     let _logs = print_logs_on_failure(dir.path());
-    let kubeconfig = install(cluster, &ns, dir.path()).context("installing CRDs and RBAC")?;
+    let kubeconfig =
+        install_operator(cluster, &ns, dir.path()).context("installing CRDs and RBAC")?;
     cluster.kubectl_ok(
         &["apply", "-n", &ns, "-f", "-"],
         Some(&fixture("estate.yaml").replace("NAMESPACE", &ns)),

@@ -6,171 +6,19 @@
 //! The control plane is shared with other tests, so the registration here only matches
 //! objects carrying this test's label; everything else is untouched.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use posture_e2e::binaries::{posture_binary, repo_root};
-use posture_e2e::cluster::{TestCluster, shared};
-use posture_e2e::pki::CertificateAuthority;
-use posture_e2e::ports::free_ports;
-use posture_e2e::process::{Guarded, ProcessSpec};
-use serde_json::{Value, json};
+use posture_e2e::cluster::shared;
+use posture_e2e::testing::{Registration, apply, eventually, http_get, start_webhook};
+use serde_json::Value;
 
 const LABEL: &str = "posture-e2e-webhook";
 /// The rotation test's own label: its webhook goes down with failurePolicy Fail, which
 /// must not touch the objects of the test running beside it.
 const ROTATION_LABEL: &str = "posture-e2e-webhook-rotation";
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`.
-fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// A plain HTTP/1.1 GET on loopback: (status, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// Deletes the registration even when the test fails, so no later request waits on a
-/// webhook that is gone.
-struct Registration<'a> {
-    cluster: &'a TestCluster,
-    name: String,
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        let _ = self.cluster.kubectl(
-            &[
-                "delete",
-                "validatingwebhookconfiguration",
-                &self.name,
-                "--ignore-not-found",
-            ],
-            None,
-        );
-    }
-}
-
-struct Webhook {
-    process: Guarded,
-    port: u16,
-    metrics_port: u16,
-    /// The CA that signed the serving certificate (and is the caBundle).
-    ca: CertificateAuthority,
-}
-
-/// Starts `posture webhook` and registers it for objects labelled `label: "true"`.
-fn start_webhook(
-    cluster: &TestCluster,
-    system_ns: &str,
-    dir: &Path,
-    label: &str,
-) -> Result<(Webhook, String)> {
-    let rbac = std::fs::read_to_string(repo_root().join("config/rbac/webhook.yaml"))?.replace(
-        "name: posture-webhook\n",
-        &format!("name: posture-webhook-{system_ns}\n"),
-    );
-    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&rbac))?;
-    let kubeconfig = dir.join("webhook.kubeconfig");
-    cluster.service_account_kubeconfig(system_ns, "posture-webhook", &kubeconfig)?;
-    cluster.kubectl_ok(
-        &[
-            "create",
-            "clusterrolebinding",
-            &format!("posture-webhook-{system_ns}"),
-            &format!("--clusterrole=posture-webhook-{system_ns}"),
-            &format!("--serviceaccount={system_ns}:posture-webhook"),
-        ],
-        None,
-    )?;
-
-    let ca = CertificateAuthority::new("posture-e2e-webhook-ca")?;
-    let (cert, key) = ca.issue_server("posture-webhook", &["127.0.0.1", "localhost"])?;
-    std::fs::write(dir.join("ca.crt"), ca.pem())?;
-    std::fs::write(dir.join("tls.crt"), cert)?;
-    std::fs::write(dir.join("tls.key"), key)?;
-
-    let [port, metrics_port] = free_ports::<2>()?;
-    let mut spec = ProcessSpec::new(posture_binary()?, dir.join("webhook.log")).args([
-        "webhook".to_owned(),
-        format!("--listen=127.0.0.1:{port}"),
-        format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-        format!("--tls-cert={}", dir.join("tls.crt").display()),
-        format!("--tls-key={}", dir.join("tls.key").display()),
-        format!("--kubeconfig={}", kubeconfig.display()),
-    ]);
-    spec.env = vec![("RUST_LOG".into(), "info".into())];
-    spec.grace = Duration::from_secs(5);
-    let process = Guarded::spawn("posture-webhook", &spec)?;
-    eventually(Duration::from_secs(60), "the webhook's /readyz", || {
-        http_get(metrics_port, "/readyz").filter(|(status, _)| *status == 200)
-    });
-
-    // The configuration the product prints, narrowed to this test's objects.
-    let printed = std::process::Command::new(posture_binary()?)
-        .args([
-            "webhook",
-            "--print-config",
-            &format!("--config-name=posture-e2e-{system_ns}"),
-            &format!("--service-namespace={system_ns}"),
-            &format!("--url=https://127.0.0.1:{port}/validate"),
-            &format!("--ca-bundle={}", dir.join("ca.crt").display()),
-        ])
-        .output()?;
-    assert!(printed.status.success(), "{printed:?}");
-    let mut config: Value = serde_yaml_ng::from_slice(&printed.stdout)?;
-    let hook = &mut config["webhooks"][0];
-    assert_eq!(hook["failurePolicy"], "Fail");
-    assert_eq!(hook["sideEffects"], "NoneOnDryRun");
-    hook["objectSelector"]["matchLabels"] = json!({ label: "true" });
-    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&config.to_string()))?;
-    Ok((
-        Webhook {
-            process,
-            port,
-            metrics_port,
-            ca,
-        },
-        format!("posture-e2e-{system_ns}"),
-    ))
-}
-
-/// `kubectl apply -f -` of a manifest: (exit success, stderr).
-fn apply(cluster: &TestCluster, manifest: &str, extra: &[&str]) -> (bool, String) {
-    let mut args = vec!["apply", "-f", "-"];
-    args.extend_from_slice(extra);
-    let out: Output = cluster.kubectl(&args, Some(manifest)).expect("kubectl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn deployment(ns: &str, name: &str, account: &str, app: &str) -> String {
     format!(
@@ -267,7 +115,7 @@ metadata: {{name: web, namespace: {audit_ns}}}
         Some(&scan_policy(&audit_ns, "Audit")),
     )?;
 
-    let (webhook, name) = start_webhook(cluster, &system, dir.path(), LABEL)?;
+    let (webhook, name) = start_webhook(cluster, &system, dir.path(), LABEL, &[])?;
     let _registration = Registration { cluster, name };
     let show_log = || std::fs::read_to_string(webhook.process.log_path()).unwrap_or_default();
 
@@ -487,7 +335,7 @@ fn the_webhook_rotates_its_certificate_and_failure_policy_ignore_admits_while_it
     let system = cluster.namespace("webhook-rot-sys")?;
     let ns = cluster.namespace("webhook-rot")?;
     let dir = tempfile::tempdir()?;
-    let (mut webhook, name) = start_webhook(cluster, &system, dir.path(), ROTATION_LABEL)?;
+    let (mut webhook, name) = start_webhook(cluster, &system, dir.path(), ROTATION_LABEL, &[])?;
     let _registration = Registration {
         cluster,
         name: name.clone(),

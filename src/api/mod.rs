@@ -10,9 +10,10 @@ pub use finding::{
     Evidence, Finding, FindingSpec, FindingState, FindingStatus, FrameworkRef, SubjectRef,
 };
 pub use scan_policy::{
-    AdmissionMode, AdmissionSettings, AwsAccount, AwsCloud, CloudSettings, Condition, Exception,
-    FindingsSettings, RuleSettings, ScanPolicy, ScanPolicySpec, ScanPolicyStatus, Scope,
-    SeverityCounts, SeverityOverride, SubjectMatch, TaggingSettings,
+    AcceptedSnapshot, AdmissionMode, AdmissionSettings, AwsAccount, AwsCloud, AwsCollectionStatus,
+    CloudSettings, CloudStatus, Condition, Exception, FindingsSettings, RejectedSnapshot,
+    RuleSettings, ScanPolicy, ScanPolicySpec, ScanPolicyStatus, Scope, SeverityCounts,
+    SeverityOverride, SubjectMatch, TaggingSettings,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -330,6 +330,52 @@ pub struct ScanPolicyStatus {
     /// When the last evaluation finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_evaluation: Option<String>,
+    /// Cloud collection: the collector Jobs and the snapshots they uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudStatus>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsCollectionStatus>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCollectionStatus {
+    /// The last collector Job created, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled: Option<String>,
+    /// The snapshot in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<AcceptedSnapshot>,
+    /// The last snapshot refused (the accepted one stays in use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<RejectedSnapshot>,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedSnapshot {
+    /// When the collector finished (RFC 3339).
+    pub collected_at: String,
+    /// When the operator stored it (RFC 3339).
+    pub accepted_at: String,
+    pub accounts: Vec<String>,
+    /// Sections the collector could not read (denied or failed calls); the snapshot
+    /// names each with its error.
+    pub not_collected: u32,
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedSnapshot {
+    pub at: String,
+    pub reason: String,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

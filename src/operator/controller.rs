@@ -2,7 +2,7 @@
 //! what they touch, and — when leading — writes the differences.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
@@ -12,17 +12,22 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch as signal};
 
 use super::OperatorArgs;
+use super::api::{Snapshots, source_of};
 use super::findings::{self, FindingWriter};
 use super::metrics::{FindingLabels, Metrics};
 use super::tags;
 use crate::api::{Category, ScanPolicy, Severity, SeverityCounts};
 use crate::collect::cluster::{Change, WATCHED};
+use crate::inventory::cloud::CloudInventory;
+use crate::inventory::store::Store;
 use crate::inventory::{Inventory, Kind, ObjectKey};
 use crate::rules::policy::{Policy, PolicySet, today};
 use crate::rules::{Engine, Evaluation, EvaluationDiff};
 
 /// How long changes are collected before one evaluation pass handles them together.
 const BATCH_WINDOW: Duration = Duration::from_millis(150);
+/// How often the store is rewritten while the evaluation changes.
+const STORE_INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Controller {
     client: Client,
@@ -39,11 +44,27 @@ pub struct Controller {
     leading: bool,
     resync: Duration,
     last_counts: BTreeMap<String, SeverityCounts>,
+    store: Arc<Mutex<Store>>,
+    snapshots: Snapshots,
+    cloud_changed: signal::Receiver<u64>,
+    /// The evaluation changed since the store was last written.
+    store_dirty: bool,
 }
 
 impl Controller {
-    pub fn new(client: Client, metrics: Arc<Metrics>, args: &OperatorArgs) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        args: &OperatorArgs,
+        store: Arc<Mutex<Store>>,
+        snapshots: Snapshots,
+        cloud_changed: signal::Receiver<u64>,
+    ) -> Self {
         Self {
+            store,
+            snapshots,
+            cloud_changed,
+            store_dirty: true,
             writer: FindingWriter::new(client.clone(), metrics.clone(), args.write_qps),
             client,
             metrics,
@@ -73,6 +94,8 @@ impl Controller {
     ) {
         let mut resync = tokio::time::interval(self.resync);
         resync.tick().await;
+        let mut store_tick = tokio::time::interval(STORE_INTERVAL);
+        let mut cloud_open = true;
         if *leader.borrow_and_update() {
             // Leading from the start (no election): the first evaluation writes all.
             self.leading = true;
@@ -112,7 +135,98 @@ impl Controller {
                         }
                     }
                 }
-                _ = shutdown.changed() => return,
+                changed = self.cloud_changed.changed(), if cloud_open => {
+                    if changed.is_err() {
+                        cloud_open = false;
+                        continue;
+                    }
+                    self.rebuild_cloud();
+                    if self.all_synced() {
+                        let subjects = self.full_subjects();
+                        self.evaluate(subjects, true).await;
+                    }
+                }
+                _ = store_tick.tick() => {
+                    if self.store_dirty && self.evaluated_once {
+                        self.write_store();
+                    }
+                }
+                _ = shutdown.changed() => {
+                    if self.store_dirty && self.evaluated_once {
+                        self.write_store();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The cloud inventory of the accepted snapshots whose ScanPolicy still exists,
+    /// judged by the policy as it is now (known accounts, EKS cluster).
+    fn rebuild_cloud(&mut self) {
+        if !self.policies_synced {
+            return;
+        }
+        let Ok(mut map) = self.snapshots.write() else {
+            return;
+        };
+        let gone: Vec<String> = map
+            .keys()
+            .filter(|k| !self.policies.get(*k).is_some_and(has_aws))
+            .cloned()
+            .collect();
+        for key in &gone {
+            map.remove(key);
+            if let Ok(mut store) = self.store.lock()
+                && let Err(e) = store.delete_snapshot(key)
+            {
+                tracing::warn!(policy = %key, "forgetting the snapshot: {e}");
+            }
+            tracing::info!(policy = %key, "the ScanPolicy is gone or collects no AWS: its snapshot is dropped");
+        }
+        for (key, accepted) in map.iter_mut() {
+            if let Some(policy) = self.policies.get(key) {
+                accepted.source = source_of(policy, key);
+            }
+        }
+        let cloud = CloudInventory::build(map.values().map(|a| (&a.source, &*a.snapshot)));
+        self.metrics.cloud_snapshots.set(map.len() as i64);
+        drop(map);
+        self.inventory.set_cloud(Arc::new(cloud));
+        self.store_dirty = true;
+    }
+
+    /// Rewrites the store's inventory tables from the inventory and the evaluation.
+    /// Rows stream into the transaction (a large cluster is not copied first); the
+    /// controller waits for it, on a thread allowed to block.
+    fn write_store(&mut self) {
+        let started = Instant::now();
+        let write = || -> Result<(), crate::inventory::store::StoreError> {
+            let mut store = self.store.lock().map_err(|_| {
+                crate::inventory::store::StoreError::Sql(rusqlite::Error::InvalidQuery)
+            })?;
+            store.replace_inventory(&Timestamp::now().to_string(), |sink| {
+                crate::query::emit(&self.inventory, &self.evaluation, &self.engine, sink)
+            })
+        };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let written = if multi_thread {
+            tokio::task::block_in_place(write)
+        } else {
+            write()
+        };
+        match written {
+            Ok(()) => {
+                self.store_dirty = false;
+                tracing::debug!(
+                    millis = started.elapsed().as_millis() as u64,
+                    "store written"
+                );
+            }
+            Err(e) => {
+                tracing::warn!("writing the store: {e}");
+                self.metrics.error("store_write");
             }
         }
     }
@@ -146,6 +260,7 @@ impl Controller {
     async fn handle(&mut self, batch: Vec<Change>) {
         let mut subjects = BTreeSet::new();
         let mut full = false;
+        let mut cloud = false;
         for change in batch {
             match change {
                 Change::Apply(object) => {
@@ -167,17 +282,23 @@ impl Controller {
                 Change::Policy(policy) => {
                     self.policies.insert(policy_key(&policy), *policy);
                     full = true;
+                    cloud = true;
                 }
                 Change::PolicyDeleted(key) => {
                     self.policies.remove(&key);
                     full = true;
+                    cloud = true;
                 }
                 Change::PoliciesRelisted(list) => {
                     self.policies = list.into_iter().map(|p| (policy_key(&p), p)).collect();
                     self.policies_synced = true;
                     full = true;
+                    cloud = true;
                 }
             }
+        }
+        if cloud {
+            self.rebuild_cloud();
         }
         self.metrics
             .inventory_objects
@@ -217,6 +338,9 @@ impl Controller {
             .evaluation_seconds
             .observe(started.elapsed().as_secs_f64());
         self.update_finding_metrics();
+        if !diff.is_empty() || full {
+            self.store_dirty = true;
+        }
         if !diff.is_empty() {
             tracing::info!(
                 subjects = subjects.len(),
@@ -389,6 +513,10 @@ impl Controller {
             }
         }
     }
+}
+
+fn has_aws(policy: &ScanPolicy) -> bool {
+    policy.spec.cloud.as_ref().is_some_and(|c| c.aws.is_some())
 }
 
 fn policy_key(policy: &ScanPolicy) -> String {

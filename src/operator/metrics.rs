@@ -42,6 +42,7 @@ pub struct Metrics {
     pub writes: Counter,
     pub leader: Gauge,
     pub inventory_objects: Gauge,
+    pub cloud_snapshots: Gauge,
     ready: AtomicBool,
 }
 
@@ -92,8 +93,15 @@ impl Default for Metrics {
             "Objects in the inventory",
             inventory_objects.clone(),
         );
+        let cloud_snapshots = Gauge::default();
+        registry.register(
+            "cloud_snapshots",
+            "Accepted cloud snapshots in use",
+            cloud_snapshots.clone(),
+        );
         Self {
             registry,
+            cloud_snapshots,
             findings,
             evaluation_seconds,
             watch_events,

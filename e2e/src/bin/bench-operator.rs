@@ -38,6 +38,7 @@ async fn main() -> Result<()> {
         "--leader-election=false".to_owned(),
         format!("--metrics-addr=127.0.0.1:{port}"),
         "--write-qps=200".to_owned(),
+        format!("--db={}", dir.path().join("posture.db").display()),
     ]);
     spec.env = vec![("KUBECONFIG".into(), cp.kubeconfig.display().to_string())];
     let started = Instant::now();
