@@ -565,3 +565,56 @@ spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 443}]}
         assert!(d.message.unwrap().contains("expired"));
     }
 }
+
+#[cfg(test)]
+mod cloud_tests {
+    use super::*;
+    use crate::rules::policy::Policy;
+    use crate::rules::testing::cloud_fixture;
+
+    fn object(yaml: &str) -> Object {
+        let value: serde_json::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        Object::from_value(value).unwrap().unwrap()
+    }
+
+    const MAPPED: &str = r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: deployer
+  namespace: shop
+  annotations: {eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/ops-admin"}
+"#;
+
+    #[test]
+    fn mapping_a_service_account_to_an_admin_role_is_denied() {
+        let mut inventory = cloud_fixture("cloud-fail.json", "");
+        let policies = PolicySet::default().with_fallback(Policy::allow_all());
+        let decision = decide(
+            &Engine::default(),
+            &mut inventory,
+            &policies,
+            &object(MAPPED),
+            None,
+        );
+        assert!(!decision.allowed, "{decision:?}");
+        assert!(
+            decision
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("aws-irsa-privileged-role"),
+            "{decision:?}"
+        );
+        // The same mapping to a least-privilege role is admitted.
+        let mut clean = cloud_fixture("cloud-pass.json", "");
+        let decision = decide(
+            &Engine::default(),
+            &mut clean,
+            &policies,
+            &object(MAPPED),
+            None,
+        );
+        assert!(decision.allowed, "{decision:?}");
+    }
+}

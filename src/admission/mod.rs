@@ -5,6 +5,7 @@
 //! It keeps its own watch-backed inventory (the cluster collector, shared with the
 //! operator as code, not as a process).
 
+pub mod cloud;
 pub mod config;
 pub mod decide;
 pub mod metrics;
@@ -19,9 +20,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -83,6 +81,8 @@ pub struct WebhookArgs {
     pub print_config: bool,
     #[command(flatten)]
     pub config: config::ConfigArgs,
+    #[command(flatten)]
+    pub cloud: cloud::CloudArgs,
 }
 
 pub async fn run(args: WebhookArgs) -> Result<()> {
@@ -95,7 +95,9 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
     };
     let reloader = tls::CertReloader::new(cert, key)?;
     let tls_config = tls::server_config(reloader.clone())?;
-    let client = client(&args).await?;
+    let config = kube_config(&args).await?;
+    let client = Client::try_from(config.clone())
+        .context("cannot reach Kubernetes: pass --kubeconfig, set KUBECONFIG, or run in a pod with a ServiceAccount")?;
 
     let metrics = Arc::new(metrics::Metrics::default());
     let (audit_tx, audit_rx) = mpsc::channel(1024);
@@ -108,6 +110,7 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
     let observer: Arc<dyn crate::collect::cluster::WatchObserver> = metrics.clone();
     let changes = crate::collect::cluster::start(&client, &observer);
     tokio::spawn(app.clone().follow(changes));
+    tokio::spawn(cloud::follow(app.clone(), args.cloud.clone(), config));
     tokio::spawn(write_audit_findings(client.clone(), audit_rx));
     {
         let metrics = metrics.clone();
@@ -138,40 +141,7 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
         listen = %args.listen, metrics = %args.metrics_addr, default_mode = ?args.default_mode,
         ?blocking, ?severity, "serving /validate"
     );
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config));
-    let router = server::router(app);
-    let serve = async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-                let tls = match handshake {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, "TLS handshake: {e}");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
-                    .await
-                {
-                    tracing::debug!(%peer, "connection: {e}");
-                }
-            });
-        }
-    };
+    let serve = crate::net::serve_https(listener, tls_config, server::router(app));
     tokio::select! {
         _ = serve => {}
         _ = crate::operator::wait_for_signal() => tracing::info!("shutting down"),
@@ -179,7 +149,7 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
     Ok(())
 }
 
-async fn client(args: &WebhookArgs) -> Result<Client> {
+async fn kube_config(args: &WebhookArgs) -> Result<kube::Config> {
     let hint = "cannot reach Kubernetes: pass --kubeconfig, set KUBECONFIG, or run in a pod with a ServiceAccount";
     let config = match (&args.kubeconfig, &args.context) {
         (None, None) => kube::Config::infer().await.context(hint)?,
@@ -198,7 +168,7 @@ async fn client(args: &WebhookArgs) -> Result<Client> {
                 .context(hint)?
         }
     };
-    Client::try_from(config).context(hint)
+    Ok(config)
 }
 
 /// Audit mode: the finding a change introduced becomes a Finding at once (the operator
