@@ -126,6 +126,10 @@ impl ControlPlane {
                      ValidatingAdmissionPolicy,ResourceQuota"
                     .to_owned(),
                 "--profiling=false".to_owned(),
+                // No kube-proxy here: webhooks and aggregated APIs behind a Service are
+                // reached at the Service's endpoints (the test kubelet's pods, on
+                // 127.0.0.1), as the Helm chart's webhook configuration expects.
+                "--enable-aggregator-routing=true".to_owned(),
                 "--v=1".to_owned(),
             ]),
         )?;

@@ -9,8 +9,12 @@
 //! complete for real. Every pod has a folder with its kubeconfig and one log per
 //! container.
 //!
-//! Not emulated: volumes (each pod gets a working folder instead), images, networking
-//! (all pods share the host's loopback, pod IP 127.0.0.1), `$(VAR)` expansion in args,
+//! Volumes (Secret, ConfigMap, emptyDir, projected) are written into the pod's folder
+//! and bind-mounted at their mountPath in a mount namespace of the container's own
+//! (see [`crate::volumes`]).
+//!
+//! Not emulated: other volume kinds, images, networking
+//! (all pods share the host's network; their IP is the host's, see [`pod_ip`]), `$(VAR)` expansion in args,
 //! liveness and startup probes. Readiness probes (httpGet over plain HTTP, tcpSocket)
 //! are honoured.
 
@@ -43,6 +47,25 @@ use tokio::task::JoinHandle;
 use crate::process::{Guarded, Lifeline, ProcessSpec};
 
 const FIELD_MANAGER: &str = "posture-test-kubelet";
+
+/// The IP every pod reports: the host's own address on its default route. Pods are
+/// processes of the host, so anything they serve on 0.0.0.0 answers there, and unlike
+/// 127.0.0.1 the API server accepts it in EndpointSlices, so Services (a webhook
+/// behind one, say) route to the pods. 127.0.0.1 when the host has no such address.
+pub fn pod_ip() -> &'static str {
+    static IP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IP.get_or_init(|| {
+        // A UDP "connection" sends nothing; it only picks the source address.
+        std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("10.255.255.255:9").map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .ok()
+            .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    })
+}
 
 /// Which images are "the project's image": exact names, and `*/posture:*` style
 /// patterns where `*` matches any run of characters.
@@ -561,8 +584,8 @@ impl PodRun {
         };
         let status = PodStatus {
             phase: Some(self.phase().into()),
-            host_ip: Some("127.0.0.1".into()),
-            pod_ip: Some("127.0.0.1".into()),
+            host_ip: Some(pod_ip().into()),
+            pod_ip: Some(pod_ip().into()),
             start_time: Some(self.start_time.clone()),
             conditions: Some(vec![
                 cond("PodScheduled", true),
@@ -593,6 +616,7 @@ struct ExecContext {
     pod: Pod,
     dir: PathBuf,
     env_base: Vec<(String, String)>,
+    volumes: crate::volumes::Materialised,
     grace: Duration,
     lifelines: Arc<Mutex<Vec<Lifeline>>>,
     terminating: watch::Receiver<bool>,
@@ -632,8 +656,13 @@ async fn run_pod(
     }));
     run.lock().await.report().await;
 
-    let env_base = match prepare_pod(&client, &config, &pod, &dir).await {
-        Ok(env) => env,
+    let prepared = async {
+        let env = prepare_pod(&client, &config, &pod, &dir).await?;
+        let volumes = crate::volumes::materialise(&client, &pod, &dir).await?;
+        anyhow::Ok((env, volumes))
+    };
+    let (env_base, volumes) = match prepared.await {
+        Ok(prepared) => prepared,
         Err(e) => {
             let message = format!("{e:#}");
             tracing::warn!("test kubelet: pod {namespace}/{name}: {message}");
@@ -659,6 +688,7 @@ async fn run_pod(
         pod: pod.clone(),
         dir,
         env_base,
+        volumes,
         grace,
         lifelines,
         terminating: terminating.clone(),
@@ -952,11 +982,18 @@ async fn spawn_container(
     }
     args.extend(container.args.clone().unwrap_or_default());
     let env = container_env(&ctx.client, &ctx.pod, container, &ctx.env_base).await?;
-    let mut spec = ProcessSpec::new(
+    let (program, args) = match crate::volumes::wrap(
+        container,
+        &ctx.dir,
+        &ctx.volumes,
         &ctx.config.posture_bin,
-        ctx.dir.join(format!("{}.log", container.name)),
-    )
-    .args(args);
+        &args,
+    )? {
+        Some(wrapped) => wrapped,
+        None => (ctx.config.posture_bin.clone(), args),
+    };
+    let mut spec =
+        ProcessSpec::new(&program, ctx.dir.join(format!("{}.log", container.name))).args(args);
     spec.env = env;
     spec.clear_env = true;
     spec.cwd = Some(ctx.dir.clone());
@@ -1060,7 +1097,7 @@ fn downward_value(pod: &Pod, var: &EnvVar) -> Option<String> {
         "metadata.uid" => pod.uid(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()),
         "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()),
-        "status.podIP" | "status.hostIP" => Some("127.0.0.1".into()),
+        "status.podIP" | "status.hostIP" => Some(pod_ip().into()),
         _ => {
             let (map, key) = if let Some(key) = path.strip_prefix("metadata.labels['") {
                 (pod.metadata.labels.as_ref(), key)

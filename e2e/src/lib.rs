@@ -13,3 +13,4 @@ pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod testing;
+pub mod volumes;

@@ -364,3 +364,110 @@ async fn pods_of_other_images_run_without_being_executed() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// A ConfigMap, a Secret and an emptyDir appear at their mountPath inside the pod's
+/// process: `posture scan` reads the manifest the ConfigMap holds, finds the privileged
+/// container (exit 1) or nothing (exit 0); a read-only mount cannot be written.
+#[tokio::test]
+async fn volumes_are_mounted_where_the_manifest_says() -> Result<()> {
+    let cluster = shared();
+    let ns = cluster.namespace("volumes")?;
+    let _logs = cluster.logs_on_failure(&ns);
+    let manifest = |privileged: bool| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p, namespace: x}}\nspec:\n  containers: [{{name: c, image: \"nginx:1.27\", securityContext: {{privileged: {privileged}}}}}]\n"
+        )
+    };
+    let job = |name: &str, map: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {map}}}
+data:
+  pod.yaml: |
+{}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: {name}-secret}}
+stringData: {{token: s3cr3t}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      automountServiceAccountToken: false
+      containers:
+        - name: scan
+          image: posture:dev
+          args: [scan, /manifests/pod.yaml, --fail-on, high, --format, json]
+          volumeMounts:
+            - {{name: manifests, mountPath: /manifests, readOnly: true}}
+            - {{name: secret, mountPath: /posture-e2e-secret/token, subPath: token}}
+            - {{name: scratch, mountPath: /tmp}}
+      volumes:
+        - {{name: manifests, configMap: {{name: {map}}}}}
+        - {{name: secret, secret: {{secretName: {name}-secret, defaultMode: 0400}}}}
+        - {{name: scratch, emptyDir: {{}}}}
+"#,
+            manifest(name == "risky")
+                .lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    };
+    cluster.kubectl_ok(
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&job("risky", "risky-manifests")),
+    )?;
+    cluster.kubectl_ok(
+        &["apply", "-n", &ns, "-f", "-"],
+        Some(&job("clean", "clean-manifests")),
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "-n",
+            &ns,
+            "--for=condition=Failed",
+            "job/risky",
+            "--timeout=90s",
+        ],
+        None,
+    )?;
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "-n",
+            &ns,
+            "--for=condition=Complete",
+            "job/clean",
+            "--timeout=90s",
+        ],
+        None,
+    )?;
+    // Exit 1 (a finding at or above high), not 2 (unreadable input): the file was there.
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await?, &ns);
+    let risky = pods
+        .list(&kube::api::ListParams::default().labels("job-name=risky"))
+        .await?;
+    let code = risky.items[0]
+        .status
+        .clone()
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c[0].state.clone())
+        .and_then(|s| s.terminated)
+        .map(|t| t.exit_code);
+    assert_eq!(code, Some(1));
+    assert!(cluster.pod_logs(&ns).contains("/manifests/pod.yaml"));
+    assert!(
+        !std::path::Path::new("/manifests/pod.yaml").exists(),
+        "the host does not see the pod's mounts"
+    );
+    Ok(())
+}
