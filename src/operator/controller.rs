@@ -49,6 +49,8 @@ pub struct Controller {
     cloud_changed: signal::Receiver<u64>,
     /// The evaluation changed since the store was last written.
     store_dirty: bool,
+    /// Workloads whose tag write failed, retried on the next tick.
+    tag_retries: BTreeSet<ObjectKey>,
 }
 
 impl Controller {
@@ -65,6 +67,7 @@ impl Controller {
             snapshots,
             cloud_changed,
             store_dirty: true,
+            tag_retries: BTreeSet::new(),
             writer: FindingWriter::new(client.clone(), metrics.clone(), args.write_qps),
             client,
             metrics,
@@ -149,6 +152,10 @@ impl Controller {
                 _ = store_tick.tick() => {
                     if self.store_dirty && self.evaluated_once {
                         self.write_store();
+                    }
+                    if self.leading && !self.tag_retries.is_empty() {
+                        let retries: Vec<ObjectKey> = self.tag_retries.iter().cloned().collect();
+                        self.write_tags(retries).await;
                     }
                 }
                 _ = shutdown.changed() => {
@@ -434,7 +441,17 @@ impl Controller {
         } else {
             diff.workloads.iter().cloned().collect()
         };
+        self.write_tags(workloads).await;
+        self.write_policy_status().await;
+    }
+
+    /// Brings the tags of `workloads` to what the evaluation says. A write that fails
+    /// (the API server busy, a webhook with failurePolicy Fail not up yet) is retried
+    /// on the next tick rather than waiting for the next full pass; a ConfigMap the
+    /// operator may not patch (its namespace was not opted in) is left alone.
+    async fn write_tags(&mut self, workloads: Vec<ObjectKey>) {
         for workload in workloads {
+            self.tag_retries.remove(&workload);
             let Some(current) = tags::current(&self.inventory, &workload) else {
                 continue;
             };
@@ -449,13 +466,16 @@ impl Controller {
                 Ok(()) => {
                     self.metrics.writes.inc();
                 }
+                Err(kube::Error::Api(e)) if e.code == 403 && workload.kind == Kind::ConfigMap => {
+                    tracing::debug!(workload = %workload, "not allowed to tag this ConfigMap: {}", e.message);
+                }
                 Err(e) => {
-                    tracing::warn!(workload = %workload, "tagging: {e}");
+                    tracing::warn!(workload = %workload, "tagging (retried in {STORE_INTERVAL:?}): {e}");
                     self.metrics.error("tag_write");
+                    self.tag_retries.insert(workload);
                 }
             }
         }
-        self.write_policy_status().await;
     }
 
     async fn write_policy_status(&mut self) {
