@@ -81,7 +81,7 @@ pub enum Command {
 pub enum CollectTarget {
     /// Read AWS accounts (IAM, EC2/VPC/EBS, S3, RDS, EKS) into a snapshot.
     #[command(
-        after_help = "Examples:\n  posture collect aws --region eu-west-1 --output snapshot.json\n  posture collect aws --region eu-west-1 --region us-east-1 \\\n      --account 123456789012=arn:aws:iam::123456789012:role/posture-reader,external-id=k8s-prod \\\n      --output snapshot.json\n  posture scan k8s/ --aws snapshot.json\n\nCredentials: the standard AWS chain (environment, AWS_PROFILE, IRSA, EKS Pod Identity,\ninstance profile). AWS_ENDPOINT_URL points the SDK at another endpoint (moto, LocalStack).\nThe collector needs read-only access: the AWS managed policy SecurityAudit covers it.\nA call that is denied is recorded in the snapshot as not collected, with the error."
+        after_help = "Examples:\n  posture collect aws --region eu-west-1 --output snapshot.json\n  posture collect aws --region eu-west-1 --region us-east-1 \\\n      --account 123456789012=arn:aws:iam::123456789012:role/posture-reader,external-id=k8s-prod \\\n      --output snapshot.json\n  posture scan k8s/ --aws snapshot.json\n\nCredentials: the standard AWS chain (environment, AWS_PROFILE, IRSA, EKS Pod Identity,\ninstance profile). AWS_ENDPOINT_URL points the SDK at another endpoint (moto, LocalStack).\nThe collector needs read-only access: the AWS managed policy SecurityAudit plus\neks:ListPodIdentityAssociations and eks:DescribePodIdentityAssociation (docs/aws-snapshot.md).\nA call that is denied is recorded in the snapshot as not collected, with the error."
     )]
     Aws(crate::collect::aws::CollectAwsArgs),
 }

@@ -500,6 +500,12 @@ impl AwsSnapshot {
                     why: format!("accountId {id:?} is not a 12-digit AWS account id"),
                 });
             }
+            if self.accounts[..index].iter().any(|a| a.account_id == *id) {
+                return Err(SnapshotError::Account {
+                    index,
+                    why: format!("account {id} appears twice"),
+                });
+            }
             if let Some(iam) = account.iam.data() {
                 let foreign = iam
                     .roles
