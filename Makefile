@@ -12,7 +12,7 @@ POSTURE_CACHE ?= $(HOME)/.cache/posture
 VENV := $(POSTURE_CACHE)/venv
 export POSTURE_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build controlplane pyenv test unit e2e cluster-up cluster-down fmt lint bench-controlplane
+.PHONY: all build controlplane pyenv test unit e2e cluster-up cluster-down demo demo-down musl image fmt lint bench-controlplane
 
 all: build
 
@@ -55,6 +55,25 @@ cluster-up: controlplane
 ## cluster-down: stop what cluster-up started
 cluster-down:
 	e2e/cluster.sh down "" "$(DEV)"
+
+## demo: the product on a local control plane: the chart installed, a demo AWS account
+## in moto, the demo estate, findings, tags and a denial (make demo-down stops it)
+demo: controlplane pyenv
+	$(CARGO) build -p posture --bin posture -p posture-e2e --bin posture-cluster
+	scripts/demo.sh up "$(TARGET_DIR)" .dev "$(POSTURE_PYTHON)"
+
+demo-down:
+	scripts/demo.sh down "$(TARGET_DIR)" .dev "$(POSTURE_PYTHON)"
+
+## musl: the static binary the image ships (rustup target x86_64-unknown-linux-musl,
+## Debian package musl-tools)
+musl:
+	$(CARGO) build --release --target x86_64-unknown-linux-musl -p posture --bin posture
+	@file "$(TARGET_DIR)/x86_64-unknown-linux-musl/release/posture" 2>/dev/null || ls -l "$(TARGET_DIR)/x86_64-unknown-linux-musl/release/posture"
+
+## image: the container image (needs a Docker engine; this machine has none)
+image:
+	docker build -t posture:dev .
 
 ## bench-controlplane: median time from cached binaries to /readyz
 bench-controlplane: controlplane
