@@ -28,7 +28,7 @@ echo "corpus: $COUNT files, $objects objects"
 # One run: prints "seconds peak_kib" (GNU time; the peak is the largest process).
 measure() {
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" > "$work/out" 2> "$work/err" || true
-  cat "$work/time"
+  tail -n1 "$work/time"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

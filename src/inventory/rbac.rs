@@ -119,7 +119,28 @@ fn cluster_admin_rules() -> Vec<PolicyRule> {
     ]
 }
 
-/// Every rule the ServiceAccount holds.
+/// Whether an RBAC object is one of Kubernetes' own defaults (the API server creates
+/// and reconciles it: label `kubernetes.io/bootstrapping: rbac-defaults`), not taken
+/// over by an administrator (annotation `rbac.authorization.kubernetes.io/autoupdate:
+/// "false"`). Its grants to the control plane's own identities are the design of
+/// Kubernetes, not a finding.
+pub fn is_kubernetes_default(object: &Object) -> bool {
+    let meta = object.meta();
+    let bootstrap = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubernetes.io/bootstrapping"))
+        .is_some_and(|v| v == "rbac-defaults");
+    let taken_over = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("rbac.authorization.kubernetes.io/autoupdate"))
+        .is_some_and(|v| v == "false");
+    bootstrap && !taken_over
+}
+
+/// Every rule the ServiceAccount holds. The default bindings of kube-system's
+/// controllers (`system:controller:*`) are left out: they are how Kubernetes works.
 pub fn grants_for_service_account(inventory: &Inventory, account: &ObjectKey) -> Vec<Grant> {
     let namespace = account.namespace().unwrap_or_default();
     let mut grants = Vec::new();
@@ -128,6 +149,9 @@ pub fn grants_for_service_account(inventory: &Inventory, account: &ObjectKey) ->
             let Some(binding) = inventory.get(binding_key) else {
                 continue;
             };
+            if namespace == "kube-system" && is_kubernetes_default(binding) {
+                continue;
+            }
             let Some((_, role_ref, scope)) = binding_parts(binding) else {
                 continue;
             };

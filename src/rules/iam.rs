@@ -35,11 +35,19 @@ pub struct EscalationMethod {
     pub target: Option<String>,
     pub via: String,
     pub source: String,
+    /// The actions' catalog ids, resolved once (a method is checked on every principal).
+    #[serde(skip)]
+    ids: std::sync::OnceLock<Vec<Option<u32>>>,
 }
 
 impl EscalationMethod {
     fn needs_another_principal(&self) -> bool {
         self.target.as_deref() == Some("other")
+    }
+
+    fn action_ids(&self, catalog: &ActionCatalog) -> &[Option<u32>] {
+        self.ids
+            .get_or_init(|| self.actions.iter().map(|a| catalog.id(a)).collect())
     }
 }
 
@@ -178,11 +186,17 @@ pub fn escalation_methods<'a>(
     let effective = p.effective(catalog);
     let mut out = Vec::new();
     'methods: for method in methods {
-        if !method
-            .actions
+        // Ids are resolved once per method; an action the catalog does not know is
+        // looked up in the principal's statements.
+        let allowed = method
+            .action_ids(catalog)
             .iter()
-            .all(|a| p.allows(a, effective, catalog))
-        {
+            .zip(&method.actions)
+            .all(|(id, action)| match id {
+                Some(id) => effective.allowed.contains(*id),
+                None => p.allows(action, effective, catalog),
+            });
+        if !allowed {
             continue;
         }
         let mut grants = Vec::new();

@@ -41,6 +41,11 @@ const BROAD_GROUPS: &[(&str, Severity, &str)] = &[
 
 fn broad_binding(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     let object = ctx.inventory.get(key)?;
+    // system:basic-user, system:discovery, cluster-admin → system:masters: Kubernetes'
+    // own defaults, reported only once an administrator takes them over.
+    if crate::inventory::rbac::is_kubernetes_default(object) {
+        return None;
+    }
     let (subjects, role_ref, _) = crate::inventory::rbac::binding_parts(object)?;
     let mut worst: Option<(Severity, &str, &str)> = None;
     for subject in subjects
@@ -570,6 +575,61 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn kubernetes_defaults_are_not_findings_until_taken_over() {
+        let defaults = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:discovery
+  labels: {kubernetes.io/bootstrapping: rbac-defaults}
+  annotations: {rbac.authorization.kubernetes.io/autoupdate: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:discovery}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: system:authenticated}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:controller:generic-garbage-collector
+  labels: {kubernetes.io/bootstrapping: rbac-defaults}
+rules: [{apiGroups: ["*"], resources: ["*"], verbs: [get, list, watch, patch, update, delete]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: system:controller:generic-garbage-collector
+  labels: {kubernetes.io/bootstrapping: rbac-defaults}
+  annotations: {rbac.authorization.kubernetes.io/autoupdate: "true"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:controller:generic-garbage-collector}
+subjects: [{kind: ServiceAccount, name: generic-garbage-collector, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: generic-garbage-collector, namespace: kube-system}
+"#;
+        let inventory = crate::rules::testing::inventory(defaults);
+        assert!(run("rbac-binding-to-broad-group", &inventory).is_empty());
+        assert!(run("rbac-wildcard", &inventory).is_empty());
+        // Taken over by an administrator (autoupdate false): reported again.
+        let taken = crate::rules::testing::inventory(
+            &defaults.replace("autoupdate: \"true\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:discovery}", "autoupdate: \"false\"}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:discovery}"),
+        );
+        assert_eq!(run("rbac-binding-to-broad-group", &taken).len(), 1);
+        // The same default binding naming a ServiceAccount of another namespace is not
+        // hidden.
+        let smuggled = format!(
+            "{}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: app, namespace: shop}}\n",
+            defaults.replace(
+                "name: generic-garbage-collector, namespace: kube-system}]",
+                "name: generic-garbage-collector, namespace: kube-system}, {kind: ServiceAccount, name: app, namespace: shop}]"
+            )
+        );
+        let smuggled = crate::rules::testing::inventory(&smuggled);
+        let hits = run("rbac-wildcard", &smuggled);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].0.name, "app");
     }
 
     #[test]

@@ -12,9 +12,7 @@ use crate::inventory::cloud::snapshot::{
 
 fn document(text: Option<&str>, what: &str) -> Result<Value, String> {
     match text {
-        Some(t) => {
-            decode_document(&Value::String(t.to_owned())).map_err(|e| format!("{what}: {e}"))
-        }
+        Some(t) => decode_document(Value::String(t.to_owned())).map_err(|e| format!("{what}: {e}")),
         None => Ok(Value::Null),
     }
 }

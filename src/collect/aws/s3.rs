@@ -106,7 +106,7 @@ async fn bucket(s3: &aws_sdk_s3::Client, name: String, region: Option<String>) -
     let policy = match s3.get_bucket_policy().bucket(&name).send().await {
         Ok(out) => match out
             .policy()
-            .map(|p| decode_document(&Value::String(p.to_owned())))
+            .map(|p| decode_document(Value::String(p.to_owned())))
         {
             Some(Ok(doc)) => Section::Collected { data: Some(doc) },
             Some(Err(e)) => Section::NotCollected {

@@ -8,15 +8,16 @@ use serde_json::Value;
 use super::snapshot::{IamData, IamGroup, IamRole, IamUser, InlinePolicy, ManagedPolicy};
 
 /// Decodes a policy document: a JSON object, a JSON string, or a URL-encoded JSON string.
-pub fn decode_document(value: &Value) -> Result<Value, String> {
+/// Takes the value so that a document already in JSON is moved, not copied.
+pub fn decode_document(value: Value) -> Result<Value, String> {
     match value {
-        Value::Object(_) => Ok(value.clone()),
+        Value::Object(_) => Ok(value),
         Value::String(text) => {
             let trimmed = text.trim_start();
             let json = if trimmed.starts_with('{') {
-                text.clone()
+                text
             } else {
-                percent_decode(text)?
+                percent_decode(&text)?
             };
             serde_json::from_str(&json).map_err(|e| format!("not a JSON policy document: {e}"))
         }
@@ -163,7 +164,7 @@ struct RawVersion {
 fn inline(list: Vec<RawInline>, owner: &str) -> Result<Vec<InlinePolicy>, String> {
     list.into_iter()
         .map(|p| {
-            let document = decode_document(&p.policy_document)
+            let document = decode_document(p.policy_document)
                 .map_err(|e| format!("{owner}, inline policy {}: {e}", p.policy_name))?;
             Ok(InlinePolicy {
                 name: p.policy_name,
@@ -193,6 +194,17 @@ pub fn looks_like(value: &Value) -> bool {
 pub fn parse(value: Value) -> Result<IamData, String> {
     let raw: Raw = serde_json::from_value(value)
         .map_err(|e| format!("not GetAccountAuthorizationDetails output: {e}"))?;
+    from_raw(raw)
+}
+
+/// Parses authorization details straight from the file's bytes (no intermediate tree).
+pub fn parse_bytes(bytes: &[u8]) -> Result<IamData, String> {
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not GetAccountAuthorizationDetails output: {e}"))?;
+    from_raw(raw)
+}
+
+fn from_raw(raw: Raw) -> Result<IamData, String> {
     let mut data = IamData::default();
     for u in raw.user_detail_list {
         let owner = format!("user {}", u.arn);
@@ -219,7 +231,7 @@ pub fn parse(value: Value) -> Result<IamData, String> {
     }
     for r in raw.role_detail_list {
         let owner = format!("role {}", r.arn);
-        let trust_policy = decode_document(&r.assume_role_policy_document)
+        let trust_policy = decode_document(r.assume_role_policy_document)
             .map_err(|e| format!("{owner}, AssumeRolePolicyDocument: {e}"))?;
         data.roles.push(IamRole {
             trust_policy,
@@ -237,10 +249,10 @@ pub fn parse(value: Value) -> Result<IamData, String> {
     for p in raw.policies {
         let default = p
             .policy_version_list
-            .iter()
+            .into_iter()
             .find(|v| v.is_default_version || v.version_id == p.default_version_id);
         let document = match default {
-            Some(v) => decode_document(&v.document)
+            Some(v) => decode_document(v.document)
                 .map_err(|e| format!("policy {}, version {}: {e}", p.arn, v.version_id))?,
             None => Value::Null,
         };
@@ -274,12 +286,12 @@ mod tests {
     fn url_encoded_and_json_documents_decode_to_the_same_value() {
         let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}]});
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3AGetObject%22%2C%22Resource%22%3A%22arn%3Aaws%3As3%3A%3A%3Ab%2F%2A%22%7D%5D%7D";
-        assert_eq!(decode_document(&json!(encoded)).unwrap(), doc);
-        assert_eq!(decode_document(&doc).unwrap(), doc);
-        assert_eq!(decode_document(&json!(doc.to_string())).unwrap(), doc);
-        assert!(decode_document(&json!("%7Bnot json")).is_err());
+        assert_eq!(decode_document(json!(encoded)).unwrap(), doc);
+        assert_eq!(decode_document(doc.clone()).unwrap(), doc);
+        assert_eq!(decode_document(json!(doc.to_string())).unwrap(), doc);
+        assert!(decode_document(json!("%7Bnot json")).is_err());
         assert!(
-            decode_document(&json!("%ZZ"))
+            decode_document(json!("%ZZ"))
                 .unwrap_err()
                 .contains("percent")
         );

@@ -529,19 +529,25 @@ impl AwsSnapshot {
 /// or the raw output of `aws iam get-account-authorization-details` (IAM only; the
 /// other sections are then "not collected").
 pub fn load(bytes: &[u8]) -> Result<AwsSnapshot, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    if value.get("schema").is_some() {
-        let snapshot: AwsSnapshot = serde_json::from_value(value)
-            .map_err(|e| SnapshotError::Malformed(e.to_string()).to_string())?;
-        snapshot.validate().map_err(|e| e.to_string())?;
-        return Ok(snapshot);
+    // Which format, from the top-level keys alone: a first pass skips every value
+    // without building a tree; the second deserializes straight into the model.
+    let top: BTreeMap<String, serde::de::IgnoredAny> =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
+    if top.contains_key("schema") {
+        return AwsSnapshot::parse(bytes).map_err(|e| e.to_string());
     }
-    if !super::authorization_details::looks_like(&value) {
+    let details = [
+        "UserDetailList",
+        "RoleDetailList",
+        "GroupDetailList",
+        "Policies",
+    ];
+    if !details.iter().any(|k| top.contains_key(*k)) {
         return Err(format!(
             "neither a posture AWS snapshot (schema {SCHEMA}) nor GetAccountAuthorizationDetails output (UserDetailList, RoleDetailList, ...)"
         ));
     }
-    let iam = super::authorization_details::parse(value)?;
+    let iam = super::authorization_details::parse_bytes(bytes)?;
     let account_id = super::authorization_details::account_of(&iam)
         .ok_or("the authorization details name no principal, so no account")?;
     let missing = || Section::NotCollected {
