@@ -184,6 +184,29 @@ fn is_blank(doc: &str) -> bool {
 }
 
 /// Reads one file's text into `manifests`.
+/// File modes written the YAML 1.1 way (`defaultMode: 0440`), as kubectl and Helm read
+/// them (octal), instead of the string a YAML 1.2 parser makes of a leading zero.
+fn yaml11_octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if matches!(key.as_str(), "defaultMode" | "mode")
+                    && let Value::String(text) = item
+                    && text.len() > 1
+                    && text.starts_with('0')
+                    && let Ok(mode) = i64::from_str_radix(&text[1..], 8)
+                {
+                    *item = Value::from(mode);
+                } else {
+                    yaml11_octal_modes(item);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(yaml11_octal_modes),
+        _ => {}
+    }
+}
+
 pub fn read_text(file: &str, text: &str, default_namespace: &str, manifests: &mut Manifests) {
     manifests.files += 1;
     let trimmed = text.trim_start();
@@ -206,7 +229,10 @@ pub fn read_text(file: &str, text: &str, default_namespace: &str, manifests: &mu
             reason,
         };
         let value: Value = match serde_yaml_ng::from_str(&doc) {
-            Ok(value) => value,
+            Ok(mut value) => {
+                yaml11_octal_modes(&mut value);
+                value
+            }
             Err(e) => {
                 // The parser counts lines from the document's start; say the file's.
                 let mut reason = format!("not valid YAML: {e}");
@@ -304,6 +330,23 @@ fn add_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octal_file_modes_read_as_kubectl_reads_them() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: x}\nspec:\n  containers: [{name: c, image: \"a:1\"}]\n  volumes:\n  - name: tls\n    secret: {secretName: tls, defaultMode: 0440, items: [{key: a, path: a, mode: 0400}]}\n";
+        let mut m = Manifests::default();
+        read_text("pod.yaml", text, "default", &mut m);
+        assert!(m.errors.is_empty(), "{:?}", m.errors);
+        let Object::Pod(pod) = &m.objects[0].0 else {
+            panic!("a pod")
+        };
+        let secret = pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0]
+            .secret
+            .clone()
+            .unwrap();
+        assert_eq!(secret.default_mode, Some(0o440));
+        assert_eq!(secret.items.unwrap()[0].mode, Some(0o400));
+    }
 
     #[test]
     fn documents_keep_their_start_lines() {
