@@ -238,6 +238,11 @@ fn escalation(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
     if admin_grants(p).is_some() {
         return None;
     }
+    // A service-linked role: only its AWS service can assume it and nobody can change
+    // its policies, so what it may do is no path for anyone.
+    if p.arn.contains(":role/aws-service-role/") {
+        return None;
+    }
     let found = escalation_methods(p, ctx.config.escalation_methods());
     let first = found.first()?;
     let names: Vec<&str> = found.iter().map(|m| m.method.id.as_str()).collect();
