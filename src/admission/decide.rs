@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::api::{AdmissionMode, AdmissionSettings, Category, Severity};
 use crate::inventory::{Inventory, Object, ObjectKey};
 use crate::rules::policy::PolicySet;
-use crate::rules::{Engine, RawFinding};
+use crate::rules::{Engine, RawFinding, RuleMeta};
 
 /// What the webhook does with one finding a change introduces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,8 @@ pub struct Decision {
     /// The denial, one or two lines per finding: rule, subject, why, fix.
     pub message: Option<String>,
     pub warnings: Vec<String>,
-    /// Every finding the change introduces and what was done with it.
+    /// Every finding the change introduces in a category or tag some policy's admission
+    /// settings act on, and what was done with it.
     pub introduced: Vec<Introduced>,
 }
 
@@ -70,6 +71,22 @@ impl Decision {
     }
 }
 
+/// Whether some policy's admission settings (or the defaults) act on the rule's
+/// findings. Rules none acts on are not evaluated at admission: the operator reports
+/// them, and a hardening or data rule would only cost the request time.
+fn acted_on(policies: &PolicySet, meta: &RuleMeta) -> bool {
+    let defaults = AdmissionSettings::default();
+    policies
+        .policies()
+        .iter()
+        .filter_map(|p| p.spec.admission.as_ref())
+        .chain(std::iter::once(&defaults))
+        .any(|s| {
+            s.blocking_categories.contains(&meta.category)
+                || meta.tags.iter().any(|t| s.blocking_tags.iter().any(|b| b == t))
+        })
+}
+
 /// Findings of `subjects` keyed by (subject, rule).
 fn evaluate(
     engine: &Engine,
@@ -77,11 +94,28 @@ fn evaluate(
     policies: &PolicySet,
     subjects: &BTreeSet<ObjectKey>,
 ) -> BTreeMap<(ObjectKey, &'static str), RawFinding> {
+    let wanted = |meta: &RuleMeta| acted_on(policies, meta);
     subjects
         .iter()
-        .flat_map(|s| engine.evaluate_subject(inventory, policies, s))
+        .flat_map(|s| engine.evaluate_subject_where(inventory, policies, s, &wanted))
         .map(|f| ((f.subject.clone(), f.rule), f))
         .collect()
+}
+
+/// Whether two versions of a workload relate to the same objects: same ServiceAccount,
+/// same pod labels (Service selection), same controller, same ConfigMaps and Secrets.
+/// The findings of those other objects (which list the workloads they reach) depend on
+/// nothing else of the workload.
+fn same_relations(a: &Object, b: &Object) -> bool {
+    use crate::inventory::workload::{
+        consumed_config, controller_owner, pod_template, service_account,
+    };
+    a.key().kind.is_workload()
+        && a.key() == b.key()
+        && service_account(a) == service_account(b)
+        && controller_owner(a) == controller_owner(b)
+        && consumed_config(a) == consumed_config(b)
+        && pod_template(a).map(|t| t.labels) == pod_template(b).map(|t| t.labels)
 }
 
 /// Puts the inventory back to `original` for `key`.
@@ -109,21 +143,58 @@ pub fn introduced_findings(
     let key = incoming.key();
     let original = inventory.get(&key).cloned();
 
+    // A Pod, ReplicaSet or Job controlled by a workload we know relates to nothing its
+    // controller does not (the indexes hold controllers), so nothing else needs judging.
+    // Its own spec is judged, though: a pod that names a controller and differs from
+    // its template (a forged ownerReference, a container added on the way in) must not
+    // pass on the template's merits. What the controller already has is not new.
+    let controller = crate::inventory::workload::controller_owner(incoming);
+    if let Some(controller) = controller.filter(|c| *c != key && inventory.get(c).is_some()) {
+        inventory.apply(incoming.clone());
+        let wanted = |meta: &RuleMeta| acted_on(policies, meta);
+        let own = engine.evaluate_controlled(inventory, policies, &key, &wanted);
+        let root = inventory.root_of(&controller);
+        let inherited: BTreeSet<&str> = engine
+            .evaluate_subject_where(inventory, policies, &root, &wanted)
+            .iter()
+            .map(|f| f.rule)
+            .collect();
+        restore(inventory, &key, original);
+        return own
+            .into_iter()
+            .filter(|f| !inherited.contains(f.rule))
+            .collect();
+    }
+
     // Before: the cluster as it is, with the request's view of the old object. An old
     // object that names another object (a malformed request) is not believed: only
     // `key` is restored below, so it must be the only key touched.
     if let Some(old) = old.filter(|o| o.key() == key) {
         inventory.apply(old.clone());
     }
-    let mut subjects = Engine::affected_by(inventory, incoming);
-    if let Some(current) = inventory.get(&key).cloned() {
-        subjects.extend(Engine::affected_by(inventory, &current));
-    }
     let before_object = inventory.get(&key).cloned();
+    // A workload update that keeps its relations (a rollout: new image, new resources)
+    // cannot change the findings of the ServiceAccount, Services, Ingresses or
+    // ConfigMaps around it: only the workload itself is judged again.
+    let same = before_object
+        .as_ref()
+        .is_some_and(|current| same_relations(current, incoming));
+    let mut subjects = if same {
+        BTreeSet::from([inventory.root_of(&key), key.clone()])
+    } else {
+        let mut subjects = Engine::affected_by(inventory, incoming);
+        if let Some(current) = &before_object {
+            subjects.extend(Engine::affected_by(inventory, current));
+        }
+        subjects
+    };
 
     // After: the incoming object in place, relations recomputed for what it touches.
     inventory.apply(incoming.clone());
-    subjects.extend(Engine::affected_by(inventory, incoming));
+
+    if !same {
+        subjects.extend(Engine::affected_by(inventory, incoming));
+    }
     let after = evaluate(engine, inventory, policies, &subjects);
 
     restore(inventory, &key, before_object);
@@ -318,6 +389,114 @@ subjects: [{kind: ServiceAccount, name: builder, namespace: shop}]
         (decision, inv)
     }
 
+    /// The cluster, plus a ReplicaSet of `web` and a privileged DaemonSet admitted
+    /// before (say under an exception that has since been removed).
+    const CONTROLLERS: &str = r#"
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-7d9
+  namespace: shop
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: u1, controller: true}]
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      serviceAccountName: web
+      containers: [{name: app, image: "nginx:1.27"}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: agent, image: "agent:1.0", securityContext: {privileged: true}}]
+"#;
+
+    fn run_with_controllers(incoming: &str) -> Decision {
+        let mut inv = inventory(&format!("{CLUSTER}{CONTROLLERS}"));
+        let before = inv.len();
+        let decision = decide(
+            &Engine::default(),
+            &mut inv,
+            &defaults(),
+            &object(incoming),
+            None,
+        );
+        assert_eq!(inv.len(), before, "the inventory is restored");
+        decision
+    }
+
+    #[test]
+    fn a_pod_made_from_its_controllers_template_is_admitted() {
+        let d = run_with_controllers(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d9-x1
+  namespace: shop
+  labels: {app: web}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d9, uid: u2, controller: true}]
+spec:
+  serviceAccountName: web
+  containers: [{name: app, image: "nginx:1.27"}]
+"#,
+        );
+        assert!(d.allowed, "{:?}", d.message);
+        assert!(d.introduced.is_empty(), "{:?}", d.introduced);
+    }
+
+    #[test]
+    fn a_privileged_pod_claiming_a_clean_controller_is_denied() {
+        // The ownerReference names web's ReplicaSet, whose template is clean: the pod
+        // is judged on its own spec, not on the template's.
+        let d = run_with_controllers(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d9-evil
+  namespace: shop
+  labels: {app: web}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d9, uid: u2, controller: true}]
+spec:
+  serviceAccountName: web
+  containers: [{name: app, image: "nginx:1.27", securityContext: {privileged: true}}]
+"#,
+        );
+        assert!(!d.allowed);
+        assert!(
+            denied_rules(&d).contains(&"privileged-container"),
+            "{:?}",
+            denied_rules(&d)
+        );
+        assert!(d.message.as_deref().unwrap_or_default().contains("web-7d9-evil"));
+    }
+
+    #[test]
+    fn the_pods_of_an_already_privileged_daemonset_are_not_new_findings() {
+        let d = run_with_controllers(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: agent-abcde
+  namespace: shop
+  labels: {app: agent}
+  ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: agent, uid: u3, controller: true}]
+spec:
+  containers: [{name: agent, image: "agent:1.0", securityContext: {privileged: true}}]
+"#,
+        );
+        assert!(d.allowed, "{:?}", d.message);
+    }
+
     fn denied_rules(d: &Decision) -> Vec<&'static str> {
         d.introduced
             .iter()
@@ -418,8 +597,12 @@ spec:
 "#);
         assert!(!d.allowed);
         assert!(denied_rules(&d).contains(&"privileged-container"));
-        // Hardening findings of the same pod are introduced but not acted on.
-        assert!(d.introduced.iter().any(|i| i.action == Action::Ignored));
+        // Hardening rules (no policy blocks on them) are left to the operator.
+        let engine = Engine::default();
+        for introduced in &d.introduced {
+            let meta = &engine.rule(introduced.finding.rule).unwrap().meta;
+            assert!(acted_on(&defaults(), meta), "{} evaluated", meta.id);
+        }
     }
 
     #[test]

@@ -59,6 +59,39 @@ fn slim<K: Resource + Slim>(mut object: K) -> K {
     object
 }
 
+/// [`slim`] on an object already wrapped, for building an inventory the way the
+/// watches do (the admission benchmark).
+pub fn slimmed(object: Object) -> Object {
+    macro_rules! slim_each {
+        ($($kind:ident),*) => {
+            match object {
+                $(Object::$kind(o) => Object::$kind(Arc::new(slim(Arc::unwrap_or_clone(o)))),)*
+                other => other,
+            }
+        };
+    }
+    slim_each!(
+        Namespace,
+        Node,
+        Pod,
+        Deployment,
+        StatefulSet,
+        DaemonSet,
+        ReplicaSet,
+        Job,
+        CronJob,
+        Service,
+        Ingress,
+        NetworkPolicy,
+        ServiceAccount,
+        Role,
+        ClusterRole,
+        RoleBinding,
+        ClusterRoleBinding,
+        ConfigMap
+    )
+}
+
 /// Kind-specific memory trimming, see [`slim`].
 pub trait Slim {
     fn slim(&mut self, _controlled: bool) {}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sha2::{Digest, Sha256};
 
 use super::policy::{AnnotatedException, PolicySet, annotated_exception};
-use super::{Context, Hit, Rule, RuleConfig, SubjectKind, catalog};
+use super::{Context, Hit, Rule, RuleConfig, RuleMeta, SubjectKind, catalog};
 use crate::api::Severity;
 use crate::inventory::workload::controller_owner;
 use crate::inventory::{Inventory, Kind, Object, ObjectKey};
@@ -96,6 +96,18 @@ impl Engine {
         policies: &PolicySet,
         subject: &ObjectKey,
     ) -> Vec<RawFinding> {
+        self.evaluate_subject_where(inventory, policies, subject, &|_| true)
+    }
+
+    /// The findings of the rules `wanted` selects (admission skips the rules no
+    /// policy blocks on).
+    pub fn evaluate_subject_where(
+        &self,
+        inventory: &Inventory,
+        policies: &PolicySet,
+        subject: &ObjectKey,
+        wanted: &dyn Fn(&RuleMeta) -> bool,
+    ) -> Vec<RawFinding> {
         let Some(kind) = SubjectKind::of(subject) else {
             return Vec::new();
         };
@@ -103,6 +115,35 @@ impl Engine {
         if kind == SubjectKind::Workload && inventory.root_of(subject) != *subject {
             return Vec::new();
         }
+        self.judge(inventory, policies, subject, kind, wanted)
+    }
+
+    /// The findings of a Pod, ReplicaSet or Job judged on its own spec, even when a
+    /// known workload controls it (`evaluate_subject` judges it through that workload).
+    /// Admission uses it: what reaches the API server is the object, not its template.
+    pub fn evaluate_controlled(
+        &self,
+        inventory: &Inventory,
+        policies: &PolicySet,
+        subject: &ObjectKey,
+        wanted: &dyn Fn(&RuleMeta) -> bool,
+    ) -> Vec<RawFinding> {
+        match SubjectKind::of(subject) {
+            Some(SubjectKind::Workload) => {
+                self.judge(inventory, policies, subject, SubjectKind::Workload, wanted)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn judge(
+        &self,
+        inventory: &Inventory,
+        policies: &PolicySet,
+        subject: &ObjectKey,
+        kind: SubjectKind,
+        wanted: &dyn Fn(&RuleMeta) -> bool,
+    ) -> Vec<RawFinding> {
         let namespace = subject.namespace().unwrap_or_default();
         // A cloud subject is governed by the ScanPolicy whose snapshot holds it.
         let source = subject
@@ -120,14 +161,11 @@ impl Engine {
         let Some(policy) = governing else {
             return Vec::new();
         };
-        let ctx = Context {
-            inventory,
-            config: &self.config,
-        };
+        let ctx = Context::new(inventory, &self.config);
         let mut out = Vec::new();
         for &i in self.by_subject.get(&kind).into_iter().flatten() {
             let rule = &self.rules[i];
-            if !policy.rule_enabled(&rule.meta) {
+            if !wanted(&rule.meta) || !policy.rule_enabled(&rule.meta) {
                 continue;
             }
             let Some(mut hit) = (rule.check)(&ctx, subject) else {

@@ -6,7 +6,7 @@
 use super::{CIS, Context, Hit, NIST, NSA, Rule, RuleMeta, SubjectKind};
 use crate::api::{Category, Severity};
 use crate::inventory::ObjectKey;
-use crate::inventory::rbac::{Grant, GrantScope, allows, grants_for_service_account, is_wildcard};
+use crate::inventory::rbac::{Grant, GrantScope, allows, is_wildcard};
 
 const TAGS: &[&str] = &["HighlyPermissiveRole"];
 const FRAMEWORKS: &[(&str, &str)] = &[
@@ -263,7 +263,7 @@ fn check_permission(
     permission: &Permission,
     what: &str,
 ) -> Option<Hit> {
-    let grants = grants_for_service_account(ctx.inventory, key);
+    let grants = ctx.grants_for_service_account(key);
     if is_cluster_admin(&grants) {
         return None;
     }
@@ -318,7 +318,7 @@ fn hit_for(ctx: &Context<'_>, key: &ObjectKey, grants: &[&Grant], what: &str) ->
 }
 
 fn cluster_admin(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    let grants = grants_for_service_account(ctx.inventory, key);
+    let grants = ctx.grants_for_service_account(key);
     let matching: Vec<&Grant> = grants
         .iter()
         .filter(|g| g.role == "ClusterRole/cluster-admin")
@@ -332,7 +332,7 @@ fn cluster_admin(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
 }
 
 fn wildcard(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    let grants = grants_for_service_account(ctx.inventory, key);
+    let grants = ctx.grants_for_service_account(key);
     if is_cluster_admin(&grants) {
         return None;
     }
@@ -459,7 +459,7 @@ fn csr_approve(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
 }
 
 fn aws_auth_write(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
-    let grants = grants_for_service_account(ctx.inventory, key);
+    let grants = ctx.grants_for_service_account(key);
     if is_cluster_admin(&grants) {
         return None;
     }

@@ -21,6 +21,9 @@ pub use engine::{
     Engine, Evaluation, EvaluationDiff, RawFinding, WorkloadTags as WorkloadTagsView, fingerprint,
 };
 
+use std::borrow::Cow;
+
+use crate::inventory::rbac::{Grant, grants_for_service_account};
 use crate::api::{Category, Severity};
 use crate::inventory::{Inventory, Kind, ObjectKey};
 
@@ -130,6 +133,32 @@ impl Hit {
 pub struct Context<'a> {
     pub inventory: &'a Inventory,
     pub config: &'a RuleConfig,
+    /// The RBAC grants of the ServiceAccount being judged: a dozen identity rules read
+    /// them, and walking every binding and copying its role's rules once per rule was
+    /// most of an admission decision's time.
+    grants: std::cell::OnceCell<(ObjectKey, Vec<Grant>)>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(inventory: &'a Inventory, config: &'a RuleConfig) -> Self {
+        Self {
+            inventory,
+            config,
+            grants: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Every rule `account` holds, computed once per subject.
+    pub fn grants_for_service_account(&self, account: &ObjectKey) -> Cow<'_, [Grant]> {
+        let (cached, grants) = self
+            .grants
+            .get_or_init(|| (account.clone(), grants_for_service_account(self.inventory, account)));
+        if cached == account {
+            Cow::Borrowed(grants)
+        } else {
+            Cow::Owned(grants_for_service_account(self.inventory, account))
+        }
+    }
 }
 
 pub type Check = fn(&Context<'_>, &ObjectKey) -> Option<Hit>;
@@ -228,10 +257,7 @@ pub(crate) mod testing {
             .into_iter()
             .find(|r| r.meta.id == rule_id)
             .expect("rule id");
-        let ctx = Context {
-            inventory,
-            config: &config,
-        };
+        let ctx = Context::new(inventory, &config);
         Engine::subjects(inventory)
             .into_iter()
             .filter(|s| SubjectKind::of(s) == Some(rule.meta.subject))
