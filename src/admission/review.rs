@@ -2,6 +2,11 @@
 //! that a malformed review gets an error naming the field, and so that only what the
 //! webhook reads is parsed.
 
+use std::sync::Arc;
+
+use k8s_openapi::Metadata;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -34,13 +39,40 @@ pub struct AdmissionRequest {
     pub name: Option<String>,
     pub operation: String,
     #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
-    pub old_object: Option<Value>,
-    #[serde(default)]
     pub dry_run: Option<bool>,
     #[serde(default)]
     pub user_info: Option<UserInfo>,
+    /// `request.object` and `request.oldObject` as the inventory models them, read by
+    /// [`parse`] straight from the body into their Kubernetes types: no generic JSON
+    /// tree, no copy of it (they were most of a decision's time).
+    #[serde(skip, default = "unread")]
+    objects: [Result<Option<Object>, String>; 2],
+}
+
+fn unread() -> [Result<Option<Object>, String>; 2] {
+    [Ok(None), Ok(None)]
+}
+
+/// The objects of a review, typed by the request's kind.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+struct TypedReview<T> {
+    request: TypedRequest<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", bound(deserialize = "T: Deserialize<'de>"))]
+struct TypedRequest<T> {
+    #[serde(default)]
+    object: Option<T>,
+    #[serde(default)]
+    old_object: Option<T>,
+}
+
+/// The objects as JSON trees: only to name what is wrong when the typed read fails.
+#[derive(Deserialize)]
+struct LooseReview {
+    request: TypedRequest<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,7 +105,134 @@ pub fn parse(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
             review.api_version, review.kind
         )));
     }
-    review.request.ok_or(ReviewError::NoRequest)
+    let mut request = review.request.ok_or(ReviewError::NoRequest)?;
+    request.objects = request.read_objects(&without_managed_fields(body));
+    Ok(request)
+}
+
+/// The body with every `"managedFields"` member's value replaced by `null`. The API
+/// server sends each object's field-ownership records, often the larger part of a
+/// review; no rule reads them (the watches drop them too), and reading them into
+/// typed objects was the largest cost of a decision. A linear scan that knows JSON
+/// strings, so text inside a value is never mistaken for a key; a body that is not
+/// JSON comes back unchanged for the parser to name the error.
+pub fn without_managed_fields(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const KEY: &[u8] = b"\"managedFields\"";
+    if !body.windows(KEY.len()).any(|w| w == KEY) {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                let end = string_end(body, i);
+                out.extend_from_slice(&body[i..end]);
+                if &body[i..end] == KEY {
+                    let mut j = end;
+                    while j < body.len() && body[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if body.get(j) == Some(&b':') {
+                        let start = j + 1;
+                        if let Some(value_end) = value_end(body, start) {
+                            out.extend_from_slice(b":null");
+                            i = value_end;
+                            continue;
+                        }
+                    }
+                }
+                i = end;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Index just past the string starting at `start` (a `"`), or the end of the body.
+fn string_end(body: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    body.len()
+}
+
+/// Index just past the JSON value starting at or after `start`; `None` when the body
+/// ends first (the parser will say what is wrong).
+fn value_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while i < body.len() && body[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    let mut depth = 0usize;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i = string_end(body, i);
+                if depth == 0 {
+                    return Some(i);
+                }
+                continue;
+            }
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => {
+                if depth == 0 {
+                    // A scalar ended by its container.
+                    return Some(i);
+                }
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Fills what admission leaves out of an object: the request's namespace (often absent
+/// on CREATE) and a placeholder name for `generateName`.
+fn fill_in(meta: &mut ObjectMeta, request: &AdmissionRequest) {
+    if meta.namespace.is_none()
+        && let Some(ns) = request.namespace.as_ref().filter(|n| !n.is_empty())
+    {
+        meta.namespace = Some(ns.clone());
+    }
+    if meta.name.as_deref().is_none_or(str::is_empty) {
+        meta.name = Some(match (request.name.as_deref(), meta.generate_name.as_deref()) {
+            (Some(n), _) if !n.is_empty() => n.to_owned(),
+            (_, Some(prefix)) => format!("{prefix}<generated>"),
+            _ => "<unnamed>".to_owned(),
+        });
+    }
+}
+
+type Pair<T> = (Option<T>, Option<T>);
+
+fn typed<T>(body: &[u8], request: &AdmissionRequest) -> serde_json::Result<Pair<Arc<T>>>
+where
+    T: DeserializeOwned + Metadata<Ty = ObjectMeta>,
+{
+    let review: TypedReview<T> = serde_json::from_slice(body)?;
+    let wrap = |object: Option<T>| {
+        object.map(|mut o| {
+            fill_in(o.metadata_mut(), request);
+            Arc::new(o)
+        })
+    };
+    Ok((wrap(review.request.object), wrap(review.request.old_object)))
 }
 
 impl AdmissionRequest {
@@ -85,17 +244,65 @@ impl AdmissionRequest {
     /// namespace filled in (it is often absent from the object on CREATE) and a
     /// placeholder name for `generateName`. `Ok(None)` for kinds posture does not judge.
     pub fn object(&self, which: Which) -> Result<Option<Object>, String> {
-        let raw = match which {
-            Which::New => self.object.as_ref(),
-            Which::Old => self.old_object.as_ref(),
+        self.objects[which as usize].clone()
+    }
+
+    fn read_objects(&self, body: &[u8]) -> [Result<Option<Object>, String>; 2] {
+        let Some(kind) = Kind::parse(&self.kind.kind).filter(|k| !k.is_cloud()) else {
+            return [Ok(None), Ok(None)];
         };
-        let Some(raw) = raw else {
-            return Ok(None);
-        };
-        if Kind::parse(&self.kind.kind).is_none() {
-            return Ok(None);
+        macro_rules! read {
+            ($($kind:ident),*) => {
+                match kind {
+                    $(Kind::$kind => typed(body, self).map(|(new, old)| {
+                        (new.map(Object::$kind), old.map(Object::$kind))
+                    }),)*
+                    _ => Ok((None, None)),
+                }
+            };
         }
-        let mut value = raw.clone();
+        let read = read!(
+            Namespace,
+            Node,
+            Pod,
+            Deployment,
+            StatefulSet,
+            DaemonSet,
+            ReplicaSet,
+            Job,
+            CronJob,
+            Service,
+            Ingress,
+            NetworkPolicy,
+            ServiceAccount,
+            Role,
+            ClusterRole,
+            RoleBinding,
+            ClusterRoleBinding,
+            ConfigMap,
+            Secret
+        );
+        match read {
+            Ok((new, old)) => [Ok(new), Ok(old)],
+            // Which object is wrong, and where: read again as trees, one at a time.
+            Err(_) => {
+                let loose = serde_json::from_slice::<LooseReview>(body).map(|r| r.request);
+                let (new, old) = match loose {
+                    Ok(r) => (r.object, r.old_object),
+                    Err(e) => return [Err(e.to_string()), Err(e.to_string())],
+                };
+                [
+                    self.object_from_tree(Which::New, new),
+                    self.object_from_tree(Which::Old, old),
+                ]
+            }
+        }
+    }
+
+    fn object_from_tree(&self, which: Which, raw: Option<Value>) -> Result<Option<Object>, String> {
+        let Some(mut value) = raw else {
+            return Ok(None);
+        };
         let Some(object) = value.as_object_mut() else {
             return Err(format!(
                 "{}: the object is not a JSON object",
@@ -103,30 +310,7 @@ impl AdmissionRequest {
             ));
         };
         // Admission sends the kind in request.kind; objects usually carry it too.
-        object
-            .entry("kind")
-            .or_insert_with(|| Value::String(self.kind.kind.clone()));
-        let meta = object
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(meta) = meta.as_object_mut() {
-            if let Some(ns) = self.namespace.as_ref().filter(|n| !n.is_empty()) {
-                meta.entry("namespace")
-                    .or_insert_with(|| Value::String(ns.clone()));
-            }
-            let named = meta
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            if !named {
-                let name = match (self.name.as_deref(), meta.get("generateName")) {
-                    (Some(n), _) if !n.is_empty() => n.to_owned(),
-                    (_, Some(Value::String(prefix))) => format!("{prefix}<generated>"),
-                    _ => "<unnamed>".to_owned(),
-                };
-                meta.insert("name".into(), Value::String(name));
-            }
-        }
+        object.insert("kind".into(), Value::String(self.kind.kind.clone()));
         match Object::from_value(value) {
             Some(Ok(object)) => Ok(Some(object)),
             Some(Err(e)) => Err(format!(
@@ -141,8 +325,8 @@ impl AdmissionRequest {
 
 #[derive(Debug, Clone, Copy)]
 pub enum Which {
-    New,
-    Old,
+    New = 0,
+    Old = 1,
 }
 
 impl Which {
@@ -254,6 +438,47 @@ mod tests {
             "operation":"CREATE","object":{"metadata":{"name":"x"},"spec":{"containers":"nope"}}}}"#;
         let err = parse(body).unwrap().object(Which::New).unwrap_err();
         assert!(err.starts_with("request.object: not a valid Pod"), "{err}");
+    }
+
+    #[test]
+    fn managed_fields_are_dropped_and_nothing_else() {
+        let body = br#"{"a":{"managedFields":[{"manager":"kubectl","fieldsV1":{"f:metadata":{"f:labels":{}}}}],"name":"x"},
+            "b":"a \"managedFields\": [1] in text","managedFields" : "s\"]}",
+            "c":{"managedFields":7},"d":[{"managedFields":{"x":[1,{"y":"]"}]}}]}"#;
+        let stripped = without_managed_fields(body);
+        let v: Value = serde_json::from_slice(&stripped).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": {"managedFields": null, "name": "x"},
+                "b": "a \"managedFields\": [1] in text", "managedFields": null,
+                "c": {"managedFields": null}, "d": [{"managedFields": null}]})
+        );
+        // Nothing to strip, or not JSON at all: the body as it was.
+        for same in [&b"{\"a\":1}"[..], b"not json", b"{\"managedFields\":", b"\"managedFields\""] {
+            assert_eq!(&*without_managed_fields(same), same);
+        }
+    }
+
+    #[test]
+    fn a_review_from_the_api_server_reads_the_same_without_managed_fields() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"1","kind":{"group":"apps","version":"v1","kind":"Deployment"},"namespace":"shop",
+            "operation":"CREATE","object":{"apiVersion":"apps/v1","kind":"Deployment",
+            "metadata":{"name":"web","managedFields":[{"manager":"kubectl-client-side-apply",
+            "operation":"Update","apiVersion":"apps/v1","fieldsType":"FieldsV1",
+            "fieldsV1":{"f:spec":{"f:template":{}}}}]},
+            "spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},
+            "spec":{"containers":[{"name":"a","image":"nginx","securityContext":{"privileged":true}}]}}}}}}"#;
+        let object = parse(body).unwrap().object(Which::New).unwrap().unwrap();
+        let Object::Deployment(d) = &object else {
+            panic!("{object:?}")
+        };
+        assert_eq!(d.metadata.managed_fields, None);
+        let container = &d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            container.security_context.as_ref().unwrap().privileged,
+            Some(true)
+        );
     }
 
     #[test]

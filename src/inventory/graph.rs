@@ -92,6 +92,29 @@ fn remove<K: std::hash::Hash + Eq>(map: &mut HashMap<K, KeySet>, index: &K, key:
     }
 }
 
+/// Whether `index` would file `a` and `b` (two versions of `key`) under the same
+/// entries: see `index` for what each kind is filed by.
+fn same_index_entries(key: &ObjectKey, a: &Object, b: &Object) -> bool {
+    if key.kind.is_workload() {
+        let owner = controller_owner(a);
+        return owner == controller_owner(b)
+            && (owner.is_some()
+                || (service_account(a) == service_account(b)
+                    && consumed_config(a) == consumed_config(b)));
+    }
+    match (a, b) {
+        (Object::Node(a), Object::Node(b)) => {
+            let id = |n: &k8s_openapi::api::core::v1::Node| {
+                n.spec.as_ref().and_then(|s| s.provider_id.clone())
+            };
+            id(a) == id(b)
+        }
+        (Object::RoleBinding(_) | Object::ClusterRoleBinding(_), _) => false,
+        // Filed by key alone.
+        _ => true,
+    }
+}
+
 impl Inventory {
     pub fn new() -> Self {
         Self::default()
@@ -131,6 +154,13 @@ impl Inventory {
     /// Adds or replaces an object; returns the one it replaced.
     pub fn apply(&mut self, object: Object) -> Option<Object> {
         let key = object.key();
+        // Most updates (a rollout, a scale, a new annotation) leave every index entry
+        // as it was: replace the object and skip re-indexing.
+        if let Some(current) = self.objects.get_mut(&key)
+            && same_index_entries(&key, current, &object)
+        {
+            return Some(std::mem::replace(current, object));
+        }
         let old = self.delete(&key);
         self.index(&key, &object);
         self.objects.insert(key, object);
