@@ -83,7 +83,10 @@ fn acted_on(policies: &PolicySet, meta: &RuleMeta) -> bool {
         .chain(std::iter::once(&defaults))
         .any(|s| {
             s.blocking_categories.contains(&meta.category)
-                || meta.tags.iter().any(|t| s.blocking_tags.iter().any(|b| b == t))
+                || meta
+                    .tags
+                    .iter()
+                    .any(|t| s.blocking_tags.iter().any(|b| b == t))
         })
 }
 
@@ -476,7 +479,12 @@ spec:
             "{:?}",
             denied_rules(&d)
         );
-        assert!(d.message.as_deref().unwrap_or_default().contains("web-7d9-evil"));
+        assert!(
+            d.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("web-7d9-evil")
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ pub async fn run(args: WebhookArgs) -> Result<()> {
         Some(audit_tx),
     ));
     let observer: Arc<dyn crate::collect::cluster::WatchObserver> = metrics.clone();
-    let changes = crate::collect::cluster::start(&client, &observer);
+    let changes = crate::collect::cluster::start_keeping(&client, &observer, |o| {
+        !crate::collect::cluster::controlled_pod(o)
+    });
     tokio::spawn(app.clone().follow(changes));
     tokio::spawn(cloud::follow(app.clone(), args.cloud.clone(), config));
     tokio::spawn(write_audit_findings(client.clone(), audit_rx));

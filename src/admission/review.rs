@@ -211,11 +211,13 @@ fn fill_in(meta: &mut ObjectMeta, request: &AdmissionRequest) {
         meta.namespace = Some(ns.clone());
     }
     if meta.name.as_deref().is_none_or(str::is_empty) {
-        meta.name = Some(match (request.name.as_deref(), meta.generate_name.as_deref()) {
-            (Some(n), _) if !n.is_empty() => n.to_owned(),
-            (_, Some(prefix)) => format!("{prefix}<generated>"),
-            _ => "<unnamed>".to_owned(),
-        });
+        meta.name = Some(
+            match (request.name.as_deref(), meta.generate_name.as_deref()) {
+                (Some(n), _) if !n.is_empty() => n.to_owned(),
+                (_, Some(prefix)) => format!("{prefix}<generated>"),
+                _ => "<unnamed>".to_owned(),
+            },
+        );
     }
 }
 
@@ -454,7 +456,12 @@ mod tests {
                 "c": {"managedFields": null}, "d": [{"managedFields": null}]})
         );
         // Nothing to strip, or not JSON at all: the body as it was.
-        for same in [&b"{\"a\":1}"[..], b"not json", b"{\"managedFields\":", b"\"managedFields\""] {
+        for same in [
+            &b"{\"a\":1}"[..],
+            b"not json",
+            b"{\"managedFields\":",
+            b"\"managedFields\"",
+        ] {
             assert_eq!(&*without_managed_fields(same), same);
         }
     }
@@ -474,7 +481,15 @@ mod tests {
             panic!("{object:?}")
         };
         assert_eq!(d.metadata.managed_fields, None);
-        let container = &d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+        let container = &d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
         assert_eq!(
             container.security_context.as_ref().unwrap().privileged,
             Some(true)

@@ -170,6 +170,19 @@ fn spawn_watch<K>(
 ) where
     K: Resource<DynamicType = ()> + Slim + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
+    spawn_watch_keeping(client, tx, metrics, kind, wrap, |_| true)
+}
+
+fn spawn_watch_keeping<K>(
+    client: &Client,
+    tx: &mpsc::Sender<Change>,
+    metrics: &Arc<dyn WatchObserver>,
+    kind: Kind,
+    wrap: fn(Arc<K>) -> Object,
+    keep: fn(&Object) -> bool,
+) where
+    K: Resource<DynamicType = ()> + Slim + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
     let api: Api<DeserializeGuard<K>> = Api::all(client.clone());
     let tx = tx.clone();
     let metrics = metrics.clone();
@@ -187,10 +200,12 @@ fn spawn_watch<K>(
                         Ok(object) => {
                             let object = wrap(Arc::new(slim(object)));
                             match listing.as_mut() {
+                                Some(_) if !keep(&object) => None,
                                 Some(list) => {
                                     list.push(object);
                                     None
                                 }
+                                None if !keep(&object) => Some(Change::Delete(object.key())),
                                 None => Some(Change::Apply(object)),
                             }
                         }
@@ -273,10 +288,29 @@ pub const WATCHED: &[Kind] = &[
 
 /// Starts every watch; changes arrive on the returned channel.
 pub fn start(client: &Client, metrics: &Arc<dyn WatchObserver>) -> mpsc::Receiver<Change> {
+    start_keeping(client, metrics, |_| true)
+}
+
+/// Pods that a known kind of workload controls: their ReplicaSet, Job, StatefulSet or
+/// DaemonSet holds their template, and they relate to nothing their controller does
+/// not. The webhook does not keep them (most of a cluster's objects are such pods);
+/// it judges an incoming pod on its own spec against its controller's.
+pub fn controlled_pod(object: &Object) -> bool {
+    matches!(object, Object::Pod(_))
+        && crate::inventory::workload::controller_owner(object).is_some()
+}
+
+/// [`start`], keeping only the Pods `keep_pod` accepts. A pod that stops being kept
+/// (adopted by a controller) is deleted from the inventory.
+pub fn start_keeping(
+    client: &Client,
+    metrics: &Arc<dyn WatchObserver>,
+    keep_pod: fn(&Object) -> bool,
+) -> mpsc::Receiver<Change> {
     let (tx, rx) = mpsc::channel(4096);
     spawn_watch::<Namespace>(client, &tx, metrics, Kind::Namespace, Object::Namespace);
     spawn_watch::<Node>(client, &tx, metrics, Kind::Node, Object::Node);
-    spawn_watch::<Pod>(client, &tx, metrics, Kind::Pod, Object::Pod);
+    spawn_watch_keeping::<Pod>(client, &tx, metrics, Kind::Pod, Object::Pod, keep_pod);
     spawn_watch::<Deployment>(client, &tx, metrics, Kind::Deployment, Object::Deployment);
     spawn_watch::<StatefulSet>(client, &tx, metrics, Kind::StatefulSet, Object::StatefulSet);
     spawn_watch::<DaemonSet>(client, &tx, metrics, Kind::DaemonSet, Object::DaemonSet);

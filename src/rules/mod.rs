@@ -23,8 +23,8 @@ pub use engine::{
 
 use std::borrow::Cow;
 
-use crate::inventory::rbac::{Grant, grants_for_service_account};
 use crate::api::{Category, Severity};
+use crate::inventory::rbac::{Grant, grants_for_service_account};
 use crate::inventory::{Inventory, Kind, ObjectKey};
 
 /// What a rule looks at.
@@ -150,9 +150,12 @@ impl<'a> Context<'a> {
 
     /// Every rule `account` holds, computed once per subject.
     pub fn grants_for_service_account(&self, account: &ObjectKey) -> Cow<'_, [Grant]> {
-        let (cached, grants) = self
-            .grants
-            .get_or_init(|| (account.clone(), grants_for_service_account(self.inventory, account)));
+        let (cached, grants) = self.grants.get_or_init(|| {
+            (
+                account.clone(),
+                grants_for_service_account(self.inventory, account),
+            )
+        });
         if cached == account {
             Cow::Borrowed(grants)
         } else {

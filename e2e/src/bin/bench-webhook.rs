@@ -52,6 +52,9 @@ struct Args {
     /// Connections held open by the load generator.
     #[arg(long, default_value_t = 64)]
     connections: u32,
+    /// Connections for the latency measurement under moderate load.
+    #[arg(long, default_value_t = 4)]
+    light_connections: u32,
     /// Load generator threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
@@ -305,11 +308,11 @@ fn duration_ms(text: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|n| n * factor)
 }
 
-fn wrk(args: &Args, script: &Path, url: &str) -> Result<Load> {
+fn wrk(args: &Args, connections: u32, script: &Path, url: &str) -> Result<Load> {
     let out = Command::new("wrk")
         .args([
-            format!("-t{}", args.threads),
-            format!("-c{}", args.connections),
+            format!("-t{}", args.threads.min(connections)),
+            format!("-c{connections}"),
             format!("-d{}s", args.seconds),
             "--latency".into(),
             "--timeout=10s".into(),
@@ -535,13 +538,24 @@ end
     let mut results: Vec<Vec<Load>> = vec![Vec::new(); servers.len()];
     for round in 1..=args.rounds {
         for (i, server) in servers.iter().enumerate() {
-            let load = wrk(&args, &script, &server.url)?;
+            let load = wrk(&args, args.connections, &script, &server.url)?;
             eprintln!(
                 "round {round} {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
                 server.name, load.rps, load.p50_ms, load.p99_ms, load.errors
             );
             results[i].push(load);
         }
+    }
+    // Latency under the load of a busy API server rather than at saturation: a few
+    // connections, so that queueing in the load generator does not dominate.
+    let mut light = Vec::new();
+    for server in &servers {
+        let load = wrk(&args, args.light_connections, &script, &server.url)?;
+        eprintln!(
+            "{} connections {}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            args.light_connections, server.name, load.rps, load.p50_ms, load.p99_ms
+        );
+        light.push(load);
     }
     let (rss, peak) = rss_kib(servers[0].process.pid());
 
@@ -564,6 +578,18 @@ end
             med(i, |l| l.p50_ms),
             med(i, |l| l.p99_ms),
             results[i].iter().map(|l| l.errors).sum::<u64>()
+        );
+    }
+    println!(
+        "\nWith {} connections (one round of {} s each):\n",
+        args.light_connections, args.seconds
+    );
+    println!("| server | throughput | p50 | p99 |");
+    println!("| --- | --- | --- | --- |");
+    for (server, load) in servers.iter().zip(&light) {
+        println!(
+            "| {} | {:.0} req/s | {:.2} ms | {:.2} ms |",
+            server.name, load.rps, load.p50_ms, load.p99_ms
         );
     }
     let (p, o, n) = (med(0, |l| l.rps), med(1, |l| l.rps), med(2, |l| l.rps));
