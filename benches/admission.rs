@@ -6,8 +6,12 @@
 //!
 //!     cargo bench --bench admission
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{median, p99};
 
 use posture::admission::metrics::Metrics;
 use posture::admission::review;
@@ -46,16 +50,6 @@ fn rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn p99(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
 }
 
 fn main() {

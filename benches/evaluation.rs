@@ -4,23 +4,17 @@
 //!
 //!     cargo bench --bench evaluation
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use common::{median, p99};
 
 use posture::inventory::synthetic::{EstateSize, estate};
 use posture::inventory::{Inventory, Object};
 use posture::rules::policy::{Policy, PolicySet};
 use posture::rules::{Engine, Evaluation};
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn p99(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
-}
 
 fn main() {
     let size = EstateSize::TARGET;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::inventory::model::kubernetes_kinds;
 use crate::inventory::{Kind, Object};
 
 #[derive(Debug, Deserialize)]
@@ -263,27 +264,7 @@ impl AdmissionRequest {
                 }
             };
         }
-        let read = read!(
-            Namespace,
-            Node,
-            Pod,
-            Deployment,
-            StatefulSet,
-            DaemonSet,
-            ReplicaSet,
-            Job,
-            CronJob,
-            Service,
-            Ingress,
-            NetworkPolicy,
-            ServiceAccount,
-            Role,
-            ClusterRole,
-            RoleBinding,
-            ClusterRoleBinding,
-            ConfigMap,
-            Secret
-        );
+        let read = kubernetes_kinds!(read);
         match read {
             Ok((new, old)) => [Ok(new), Ok(old)],
             // Which object is wrong, and where: read again as trees, one at a time.

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, Node, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::core::DeserializeGuard;
@@ -18,6 +20,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::api::ScanPolicy;
+use crate::inventory::model::kubernetes_kinds;
 use crate::inventory::{Kind, Object, ObjectKey};
 
 /// Counts what the watches see; the operator and the webhook export it as metrics.
@@ -66,30 +69,10 @@ pub fn slimmed(object: Object) -> Object {
         ($($kind:ident),*) => {
             match object {
                 $(Object::$kind(o) => Object::$kind(Arc::new(slim(Arc::unwrap_or_clone(o)))),)*
-                other => other,
             }
         };
     }
-    slim_each!(
-        Namespace,
-        Node,
-        Pod,
-        Deployment,
-        StatefulSet,
-        DaemonSet,
-        ReplicaSet,
-        Job,
-        CronJob,
-        Service,
-        Ingress,
-        NetworkPolicy,
-        ServiceAccount,
-        Role,
-        ClusterRole,
-        RoleBinding,
-        ClusterRoleBinding,
-        ConfigMap
-    )
+    kubernetes_kinds!(slim_each)
 }
 
 /// Kind-specific memory trimming, see [`slim`].
@@ -160,6 +143,7 @@ impl Slim for ClusterRole {}
 impl Slim for RoleBinding {}
 impl Slim for ClusterRoleBinding {}
 impl Slim for ConfigMap {}
+impl Slim for Secret {}
 
 fn spawn_watch<K>(
     client: &Client,

@@ -5,7 +5,7 @@
 
 pub mod cloud;
 mod graph;
-mod model;
+pub(crate) mod model;
 pub mod rbac;
 pub mod store;
 pub mod synthetic;

@@ -267,6 +267,36 @@ pub enum Object {
     Secret(Arc<Secret>),
 }
 
+/// Calls the macro `$then` with every Kubernetes kind the inventory models, in the
+/// order of [`Kind`], so that code written once per kind (typed reads, trimming) cannot
+/// forget one.
+macro_rules! kubernetes_kinds {
+    ($then:ident) => {
+        $then!(
+            Namespace,
+            Node,
+            Pod,
+            Deployment,
+            StatefulSet,
+            DaemonSet,
+            ReplicaSet,
+            Job,
+            CronJob,
+            Service,
+            Ingress,
+            NetworkPolicy,
+            ServiceAccount,
+            Role,
+            ClusterRole,
+            RoleBinding,
+            ClusterRoleBinding,
+            ConfigMap,
+            Secret
+        )
+    };
+}
+pub(crate) use kubernetes_kinds;
+
 macro_rules! each_object {
     ($obj:expr, $inner:ident => $body:expr) => {
         match $obj {
@@ -344,29 +374,14 @@ impl Object {
         ) -> Result<Arc<T>, serde_json::Error> {
             serde_json::from_value(v).map(Arc::new)
         }
-        Some((|| {
-            Ok(match kind {
-                Kind::Namespace => Object::Namespace(arc(value)?),
-                Kind::Node => Object::Node(arc(value)?),
-                Kind::Pod => Object::Pod(arc(value)?),
-                Kind::Deployment => Object::Deployment(arc(value)?),
-                Kind::StatefulSet => Object::StatefulSet(arc(value)?),
-                Kind::DaemonSet => Object::DaemonSet(arc(value)?),
-                Kind::ReplicaSet => Object::ReplicaSet(arc(value)?),
-                Kind::Job => Object::Job(arc(value)?),
-                Kind::CronJob => Object::CronJob(arc(value)?),
-                Kind::Service => Object::Service(arc(value)?),
-                Kind::Ingress => Object::Ingress(arc(value)?),
-                Kind::NetworkPolicy => Object::NetworkPolicy(arc(value)?),
-                Kind::ServiceAccount => Object::ServiceAccount(arc(value)?),
-                Kind::Role => Object::Role(arc(value)?),
-                Kind::ClusterRole => Object::ClusterRole(arc(value)?),
-                Kind::RoleBinding => Object::RoleBinding(arc(value)?),
-                Kind::ClusterRoleBinding => Object::ClusterRoleBinding(arc(value)?),
-                Kind::ConfigMap => Object::ConfigMap(arc(value)?),
-                Kind::Secret => Object::Secret(arc(value)?),
-                cloud => unreachable!("{cloud} is filtered out above"),
-            })
-        })())
+        macro_rules! typed {
+            ($($kind:ident),*) => {
+                match kind {
+                    $(Kind::$kind => Object::$kind(arc(value)?),)*
+                    cloud => unreachable!("{cloud} is filtered out above"),
+                }
+            };
+        }
+        Some((|| Ok(kubernetes_kinds!(typed)))())
     }
 }
