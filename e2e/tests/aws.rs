@@ -205,24 +205,33 @@ fn a_collector_job_uploads_the_account_and_the_cluster_inherits_its_risk() -> Re
             })
             .collect()
     };
-    let found = eventually(Duration::from_secs(60), "the IRSA finding", || {
-        let found = findings();
-        found
-            .iter()
-            .any(|(rule, subject)| rule == "aws-irsa-privileged-role" && subject == "builder")
-            .then_some(found)
-    });
-    for (rule, subject) in [
+    // Findings are written one by one: wait for all of them, not for the first.
+    let expected = [
+        ("aws-irsa-privileged-role", "builder"),
         ("aws-iam-admin", "alice"),
         ("aws-iam-privilege-escalation", "ci-deployer"),
         ("aws-s3-public-bucket", "demo-public-assets"),
         ("aws-rds-public", "orders"),
-    ] {
+    ];
+    let missing = |found: &[(String, String)]| -> Vec<(&str, &str)> {
+        expected
+            .into_iter()
+            .filter(|(rule, subject)| !found.iter().any(|(r, s)| r == rule && s.ends_with(subject)))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        let found = findings();
+        let absent = missing(&found);
+        if absent.is_empty() {
+            break found;
+        }
         assert!(
-            found.iter().any(|(r, s)| r == rule && s.ends_with(subject)),
-            "{rule} on {subject} missing from {found:?}"
+            std::time::Instant::now() < deadline,
+            "after 60 s, {absent:?} missing from {found:?}"
         );
-    }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert!(
         !found
             .iter()

@@ -28,7 +28,7 @@ pub struct AwsSnapshot {
 
 /// Data, or the reason it is missing.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "status", rename_all = "camelCase")]
+#[serde(tag = "status", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Section<T> {
     Collected { data: T },
     NotCollected { error: String },
@@ -506,6 +506,9 @@ impl AwsSnapshot {
                     why: format!("account {id} appears twice"),
                 });
             }
+            if let Some(why) = undecoded_document(account) {
+                return Err(SnapshotError::Account { index, why });
+            }
             if let Some(iam) = account.iam.data() {
                 let foreign = iam
                     .roles
@@ -523,6 +526,58 @@ impl AwsSnapshot {
         }
         Ok(())
     }
+}
+
+/// The first policy document of an account (IAM policies, trust policies, bucket
+/// policies) that is not a decoded JSON object, described. A document left as text
+/// (URL-encoded, as the IAM API returns it) would read as a policy with no statements:
+/// granting nothing, silently.
+fn undecoded_document(account: &AccountSnapshot) -> Option<String> {
+    fn inline<'a>(owner: &str, policies: &'a [InlinePolicy]) -> Vec<(String, &'a Value)> {
+        policies
+            .iter()
+            .map(|p| (format!("{owner}: inline policy {}", p.name), &p.document))
+            .collect()
+    }
+    let mut documents = Vec::new();
+    let empty = IamData::default();
+    let iam = account.iam.data().unwrap_or(&empty);
+    for user in &iam.users {
+        documents.extend(inline(&user.arn, &user.inline_policies));
+    }
+    for group in &iam.groups {
+        documents.extend(inline(&group.arn, &group.inline_policies));
+    }
+    for role in &iam.roles {
+        documents.extend(inline(&role.arn, &role.inline_policies));
+        if !role.trust_policy.is_null() {
+            documents.push((format!("{}: trustPolicy", role.arn), &role.trust_policy));
+        }
+    }
+    for policy in &iam.policies {
+        if !policy.document.is_null() {
+            documents.push((format!("{}: document", policy.arn), &policy.document));
+        }
+    }
+    for bucket in account.s3.data().into_iter().flatten() {
+        if let Some(Some(policy)) = bucket.policy.data() {
+            documents.push((format!("bucket {}: policy", bucket.name), policy));
+        }
+    }
+    documents
+        .into_iter()
+        .find(|(_, document)| !document.is_object())
+        .map(|(what, document)| {
+            let found = match document {
+                Value::String(_) => "text (still encoded?)",
+                Value::Array(_) => "a list",
+                _ => "not an object",
+            };
+            format!(
+                "{what} is {found}; a snapshot holds policy documents decoded into JSON objects \
+                 (give `posture scan --aws` the raw authorization-details file to have them decoded)"
+            )
+        })
 }
 
 /// Reads what `posture scan --aws` and `posture query --snapshot` accept: a snapshot,
@@ -654,6 +709,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("colector"), "{err}");
+    }
+
+    #[test]
+    fn undecoded_documents_and_unknown_section_fields_are_refused() {
+        let mut encoded = minimal();
+        encoded.accounts[0].iam = Section::Collected {
+            data: IamData {
+                roles: vec![IamRole {
+                    name: "x".into(),
+                    arn: "arn:aws:iam::123456789012:role/x".into(),
+                    inline_policies: vec![InlinePolicy {
+                        name: "inline".into(),
+                        document: Value::String("%7B%22Statement%22%3A%5B%5D%7D".into()),
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        };
+        let err = encoded.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("role/x: inline policy inline is text") && err.contains("decoded"),
+            "{err}"
+        );
+        if let Section::Collected { data } = &mut encoded.accounts[0].iam {
+            data.roles[0].inline_policies[0].document = serde_json::json!({"Statement": []});
+            data.roles[0].trust_policy = serde_json::json!([]);
+        }
+        let err = encoded.validate().unwrap_err().to_string();
+        assert!(err.contains("trustPolicy is a list"), "{err}");
+        if let Section::Collected { data } = &mut encoded.accounts[0].iam {
+            data.roles[0].trust_policy = Value::Null;
+        }
+        encoded.validate().unwrap();
+
+        let text = serde_json::to_string(&minimal()).unwrap();
+        let typo = text.replacen(
+            r#""status":"collected""#,
+            r#""status":"collected","eror":"x""#,
+            1,
+        );
+        assert_ne!(typo, text, "the snapshot has a collected section");
+        let err = AwsSnapshot::parse(typo.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("eror"), "{err}");
     }
 
     #[test]
