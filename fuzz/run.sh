@@ -11,7 +11,11 @@ cd "$(dirname "$0")"
 seconds=${SECONDS_PER_TARGET:-600}
 for target in manifests admission; do
   mkdir -p "corpus/$target"
-  cargo +nightly fuzz build "$target" 2>&1 | tail -n 1
+  if ! cargo +nightly fuzz build "$target" > "/tmp/posture-fuzz-build-$target.log" 2>&1; then
+    grep -E "^error|SIGKILL" "/tmp/posture-fuzz-build-$target.log" | cut -c1-300 >&2
+    echo "building $target failed (full log: /tmp/posture-fuzz-build-$target.log)" >&2
+    exit 2
+  fi
   echo "== $target, $seconds s"
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 2>&1 \
