@@ -19,14 +19,26 @@ use crate::process::{Guarded, ProcessSpec};
 
 /// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout`.
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    eventually_explained(timeout, what, || check().ok_or_else(String::new))
+}
+
+/// [`eventually`] for a check that says why it is not satisfied yet: the panic after
+/// `timeout` shows the last reason (what is still missing, what was seen instead).
+pub fn eventually_explained<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(value) = check() {
-            return value;
-        }
+        let why = match check() {
+            Ok(value) => return value,
+            Err(why) => why,
+        };
         assert!(
             Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}{}{why}",
+            if why.is_empty() { "" } else { ": " }
         );
         std::thread::sleep(Duration::from_millis(250));
     }

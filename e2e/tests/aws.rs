@@ -18,7 +18,9 @@ use posture_e2e::moto::Moto;
 use posture_e2e::pki::CertificateAuthority;
 use posture_e2e::ports::free_ports;
 use posture_e2e::process::{Guarded, ProcessSpec};
-use posture_e2e::testing::{Registration, apply, eventually, install_operator, start_webhook};
+use posture_e2e::testing::{
+    Registration, apply, eventually, eventually_explained, install_operator, start_webhook,
+};
 use serde_json::Value;
 
 const LABEL: &str = "posture-e2e-aws";
@@ -213,25 +215,18 @@ fn a_collector_job_uploads_the_account_and_the_cluster_inherits_its_risk() -> Re
         ("aws-s3-public-bucket", "demo-public-assets"),
         ("aws-rds-public", "orders"),
     ];
-    let missing = |found: &[(String, String)]| -> Vec<(&str, &str)> {
-        expected
-            .into_iter()
-            .filter(|(rule, subject)| !found.iter().any(|(r, s)| r == rule && s.ends_with(subject)))
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let found = loop {
+    let found = eventually_explained(Duration::from_secs(60), "the AWS findings", || {
         let found = findings();
-        let absent = missing(&found);
-        if absent.is_empty() {
-            break found;
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(rule, subject)| !found.iter().any(|(r, s)| r == rule && s.ends_with(subject)))
+            .collect();
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            Err(format!("{missing:?} missing from {found:?}"))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "after 60 s, {absent:?} missing from {found:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    });
     assert!(
         !found
             .iter()

@@ -533,15 +533,17 @@ impl AwsSnapshot {
 /// (URL-encoded, as the IAM API returns it) would read as a policy with no statements:
 /// granting nothing, silently.
 fn undecoded_document(account: &AccountSnapshot) -> Option<String> {
-    fn inline<'a>(owner: &str, policies: &'a [InlinePolicy]) -> Vec<(String, &'a Value)> {
-        policies
-            .iter()
-            .map(|p| (format!("{owner}: inline policy {}", p.name), &p.document))
-            .collect()
-    }
-    let mut documents = Vec::new();
     let empty = IamData::default();
     let iam = account.iam.data().unwrap_or(&empty);
+    fn inline<'a>(owner: &'a str, policies: &'a [InlinePolicy]) -> Vec<(Place<'a>, &'a Value)> {
+        policies
+            .iter()
+            .map(|p| (Place::Inline(owner, &p.name), &p.document))
+            .collect()
+    }
+    // Where each document is, described only if one is wrong: validating a large
+    // account formats nothing.
+    let mut documents = Vec::new();
     for user in &iam.users {
         documents.extend(inline(&user.arn, &user.inline_policies));
     }
@@ -551,33 +553,50 @@ fn undecoded_document(account: &AccountSnapshot) -> Option<String> {
     for role in &iam.roles {
         documents.extend(inline(&role.arn, &role.inline_policies));
         if !role.trust_policy.is_null() {
-            documents.push((format!("{}: trustPolicy", role.arn), &role.trust_policy));
+            documents.push((Place::Trust(&role.arn), &role.trust_policy));
         }
     }
     for policy in &iam.policies {
         if !policy.document.is_null() {
-            documents.push((format!("{}: document", policy.arn), &policy.document));
+            documents.push((Place::Managed(&policy.arn), &policy.document));
         }
     }
     for bucket in account.s3.data().into_iter().flatten() {
         if let Some(Some(policy)) = bucket.policy.data() {
-            documents.push((format!("bucket {}: policy", bucket.name), policy));
+            documents.push((Place::Bucket(&bucket.name), policy));
         }
     }
-    documents
+    let (place, document) = documents
         .into_iter()
-        .find(|(_, document)| !document.is_object())
-        .map(|(what, document)| {
-            let found = match document {
-                Value::String(_) => "text (still encoded?)",
-                Value::Array(_) => "a list",
-                _ => "not an object",
-            };
-            format!(
-                "{what} is {found}; a snapshot holds policy documents decoded into JSON objects \
-                 (give `posture scan --aws` the raw authorization-details file to have them decoded)"
-            )
-        })
+        .find(|(_, document)| !document.is_object())?;
+    let found = match document {
+        Value::String(_) => "text (still encoded?)",
+        Value::Array(_) => "a list",
+        _ => "not an object",
+    };
+    Some(format!(
+        "{place} is {found}; a snapshot holds policy documents decoded into JSON objects \
+         (give `posture scan --aws` the raw authorization-details file to have them decoded)"
+    ))
+}
+
+/// Where a policy document sits in a snapshot, for [`undecoded_document`]'s message.
+enum Place<'a> {
+    Inline(&'a str, &'a str),
+    Trust(&'a str),
+    Managed(&'a str),
+    Bucket(&'a str),
+}
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Inline(owner, name) => write!(f, "{owner}: inline policy {name}"),
+            Place::Trust(role) => write!(f, "{role}: trustPolicy"),
+            Place::Managed(policy) => write!(f, "{policy}: document"),
+            Place::Bucket(bucket) => write!(f, "bucket {bucket}: policy"),
+        }
+    }
 }
 
 /// Reads what `posture scan --aws` and `posture query --snapshot` accept: a snapshot,
