@@ -6,11 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, Pod, Secret, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::core::DeserializeGuard;
@@ -20,6 +16,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::api::ScanPolicy;
+use crate::inventory::compact::{
+    CronJob, DaemonSet, Deployment, Job, Pod, ReplicaSet, StatefulSet,
+};
 use crate::inventory::model::kubernetes_kinds;
 use crate::inventory::{Kind, Object, ObjectKey};
 
@@ -53,11 +52,17 @@ fn slim<K: Resource + Slim>(mut object: K) -> K {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
-    let controlled = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true));
+    // Controlled by a workload the inventory models (whose template the rules judge),
+    // not by any controller: a Pod an unknown operator's resource controls is judged on
+    // its own spec and must keep it.
+    let controlled = meta.owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true) && crate::inventory::workload::owner_kind(&o.kind).is_some()
+    });
+    if controlled {
+        // What rules read of a controlled object is its owner; its annotations (a
+        // ReplicaSet's deployment.kubernetes.io/*, say) are its controller's business.
+        meta.annotations = None;
+    }
     object.slim(controlled);
     object
 }
@@ -90,42 +95,27 @@ macro_rules! drop_status {
     )*};
 }
 
-drop_status!(
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    CronJob,
-    Service,
-    Ingress,
-    Namespace
-);
+drop_status!(Service, Ingress, Namespace);
 
-impl Slim for Pod {
-    fn slim(&mut self, controlled: bool) {
-        self.status = None;
-        if controlled {
-            self.spec = None;
+/// The compact pod-running kinds keep no status; a controlled one drops its spec too.
+macro_rules! drop_spec_when_controlled {
+    ($($kind:ty),*) => {$(
+        impl Slim for $kind {
+            fn slim(&mut self, controlled: bool) {
+                if controlled {
+                    self.spec = None;
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Slim for ReplicaSet {
-    fn slim(&mut self, controlled: bool) {
-        self.status = None;
-        if controlled {
-            self.spec = None;
-        }
-    }
-}
+drop_spec_when_controlled!(Pod, ReplicaSet, Job);
 
-impl Slim for Job {
-    fn slim(&mut self, controlled: bool) {
-        self.status = None;
-        if controlled {
-            self.spec = None;
-        }
-    }
-}
+impl Slim for Deployment {}
+impl Slim for StatefulSet {}
+impl Slim for DaemonSet {}
+impl Slim for CronJob {}
 
 impl Slim for Node {
     fn slim(&mut self, _controlled: bool) {
@@ -144,6 +134,11 @@ impl Slim for RoleBinding {}
 impl Slim for ClusterRoleBinding {}
 impl Slim for ConfigMap {}
 impl Slim for Secret {}
+
+/// Objects per list request. Every watch lists at start, all at once: a page is held
+/// whole (body and parsed objects) while it is read, so smaller pages keep the start-up
+/// peak down; 10,000 Pods still list in a few seconds.
+const LIST_PAGE: u32 = 100;
 
 fn spawn_watch<K>(
     client: &Client,
@@ -173,7 +168,7 @@ fn spawn_watch_keeping<K>(
     tokio::spawn(async move {
         // Objects of a list in progress: applied together when it completes.
         let mut listing: Option<Vec<Object>> = None;
-        let mut stream = watcher(api, watcher::Config::default())
+        let mut stream = watcher(api, watcher::Config::default().page_size(LIST_PAGE))
             .default_backoff()
             .boxed();
         while let Some(event) = stream.next().await {
@@ -382,4 +377,46 @@ fn spawn_policy_watch(client: &Client, tx: &mpsc::Sender<Change>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(owner_kind: &str) -> Object {
+        let value = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "x",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "a"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": owner_kind, "name": "o",
+                    "uid": "1", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1", "securityContext": {"privileged": true}}]}
+        });
+        slimmed(Object::from_value(value).unwrap().unwrap())
+    }
+
+    #[test]
+    fn a_pod_a_modelled_workload_controls_keeps_only_what_names_it() {
+        let Object::Pod(p) = pod("ReplicaSet") else {
+            unreachable!()
+        };
+        assert!(
+            p.spec.is_none(),
+            "its ReplicaSet's template is judged instead"
+        );
+        assert!(p.metadata.annotations.is_none());
+        assert_eq!(p.metadata.owner_references.as_ref().unwrap()[0].name, "o");
+    }
+
+    #[test]
+    fn a_pod_another_controller_owns_keeps_its_spec() {
+        // An operator's custom resource is not a workload the rules judge: the pod is.
+        let Object::Pod(p) = pod("SparkApplication") else {
+            unreachable!()
+        };
+        assert!(p.spec.is_some());
+        let annotations = p.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations.get("team").map(String::as_str), Some("a"));
+        assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+    }
 }

@@ -65,9 +65,13 @@ impl Manifests {
         inventory
     }
 
-    /// Where each object came from, for looking up many findings' locations.
-    pub fn sources(&self) -> std::collections::HashMap<ObjectKey, &Source> {
-        self.objects.iter().map(|(o, s)| (o.key(), s)).collect()
+    /// Where each object came from, for looking up many findings' locations; the
+    /// objects themselves are let go (the inventory holds what the rules need).
+    pub fn take_sources(&mut self) -> std::collections::HashMap<ObjectKey, Source> {
+        std::mem::take(&mut self.objects)
+            .into_iter()
+            .map(|(o, s)| (o.key(), s))
+            .collect()
     }
 }
 

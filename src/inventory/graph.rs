@@ -137,6 +137,11 @@ impl Inventory {
         &self.cloud
     }
 
+    /// The cloud assets, shared (to outlive the inventory).
+    pub fn cloud_shared(&self) -> Arc<CloudInventory> {
+        self.cloud.clone()
+    }
+
     /// Replaces the cloud assets (a new snapshot was accepted).
     pub fn set_cloud(&mut self, cloud: Arc<CloudInventory>) {
         self.cloud = cloud;

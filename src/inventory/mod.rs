@@ -4,6 +4,7 @@
 //! knows none of them.
 
 pub mod cloud;
+pub mod compact;
 mod graph;
 pub(crate) mod model;
 pub mod rbac;

@@ -3,69 +3,45 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use super::compact::{Container, PodSpec};
 
 use super::model::{Kind, Object, ObjectKey};
 
-/// The pod spec and the labels its pods carry.
+/// The pod spec and the labels and annotations its pods carry.
 pub struct PodTemplate<'a> {
     pub labels: Option<&'a BTreeMap<String, String>>,
+    pub annotations: Option<&'a BTreeMap<String, String>>,
     pub spec: &'a PodSpec,
 }
 
 /// The pod template of a workload object (the pod itself for a Pod).
 pub fn pod_template(object: &Object) -> Option<PodTemplate<'_>> {
-    let (labels, spec) = match object {
-        Object::Pod(p) => (p.metadata.labels.as_ref(), p.spec.as_ref()?),
-        Object::Deployment(d) => {
-            let t = &d.spec.as_ref()?.template;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
+    let template = match object {
+        Object::Pod(p) => {
+            return Some(PodTemplate {
+                labels: p.metadata.labels.as_ref(),
+                annotations: p.metadata.annotations.as_ref(),
+                spec: p.spec.as_ref()?,
+            });
         }
-        Object::StatefulSet(s) => {
-            let t = &s.spec.as_ref()?.template;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
-        }
-        Object::DaemonSet(s) => {
-            let t = &s.spec.as_ref()?.template;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
-        }
-        Object::ReplicaSet(s) => {
-            let t = s.spec.as_ref()?.template.as_ref()?;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
-        }
-        Object::Job(j) => {
-            let t = &j.spec.as_ref()?.template;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
-        }
-        Object::CronJob(c) => {
-            let t = &c.spec.as_ref()?.job_template.spec.as_ref()?.template;
-            (
-                t.metadata.as_ref().and_then(|m| m.labels.as_ref()),
-                t.spec.as_ref()?,
-            )
-        }
+        Object::Deployment(d) => &d.spec.as_ref()?.template,
+        Object::StatefulSet(s) => &s.spec.as_ref()?.template,
+        Object::DaemonSet(s) => &s.spec.as_ref()?.template,
+        Object::ReplicaSet(s) => s.spec.as_ref()?.template.as_ref()?,
+        Object::Job(j) => &j.spec.as_ref()?.template,
+        Object::CronJob(c) => &c.spec.as_ref()?.job_template.spec.as_ref()?.template,
         _ => return None,
     };
-    Some(PodTemplate { labels, spec })
+    let meta = template.metadata.as_ref();
+    Some(PodTemplate {
+        labels: meta.and_then(|m| m.labels.as_ref()),
+        annotations: meta.and_then(|m| m.annotations.as_ref()),
+        spec: template.spec.as_ref()?,
+    })
 }
 
 /// The workload kinds a controller owner reference can point to.
-fn owner_kind(kind: &str) -> Option<Kind> {
+pub(crate) fn owner_kind(kind: &str) -> Option<Kind> {
     match kind {
         "ReplicaSet" => Some(Kind::ReplicaSet),
         "Deployment" => Some(Kind::Deployment),

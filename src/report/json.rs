@@ -12,8 +12,8 @@ use crate::api::{Category, Severity};
 use crate::collect::manifests::InputError;
 
 #[derive(Serialize)]
-struct Document<'a> {
-    findings: Vec<Finding<'a>>,
+struct Document<'a, F: Serialize> {
+    findings: F,
     errors: Vec<Error<'a>>,
 }
 
@@ -28,7 +28,7 @@ struct Finding<'a> {
     message: &'a str,
     tags: &'a [&'a str],
     remediation: &'a str,
-    fingerprint: &'a str,
+    fingerprint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     suppressed_by: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,46 +58,48 @@ struct Error<'a> {
     reason: &'a str,
 }
 
+/// One finding as the JSON contract shows it.
+fn finding<'a>(f: &'a Reported<'a>) -> Finding<'a> {
+    Finding {
+        rule: f.meta.id,
+        title: f.meta.title,
+        severity: f.severity,
+        category: f.category,
+        subject: match f.subject.kind.is_cloud() {
+            // Cloud subjects: a readable name, and the ARN as id.
+            true => Subject {
+                kind: f.subject.kind.as_str(),
+                namespace: None,
+                name: crate::inventory::cloud::short_name(&f.subject.name),
+                id: f.subject.name.clone(),
+            },
+            false => Subject {
+                kind: f.subject.kind.as_str(),
+                namespace: f.subject.namespace(),
+                name: &f.subject.name,
+                id: f.subject.to_string(),
+            },
+        },
+        message: f.message,
+        tags: f.meta.tags,
+        remediation: f.meta.remediation,
+        fingerprint: f.fingerprint(),
+        suppressed_by: f.suppressed_by,
+        location: f.location.map(|l| Location {
+            file: &l.file,
+            document: l.document,
+            line: l.line,
+        }),
+    }
+}
+
 pub fn write(
     out: &mut impl Write,
     findings: &[Reported<'_>],
     errors: &[InputError],
 ) -> std::io::Result<()> {
     let document = Document {
-        findings: findings
-            .iter()
-            .map(|f| Finding {
-                rule: f.meta.id,
-                title: f.meta.title,
-                severity: f.severity,
-                category: f.category,
-                subject: match f.subject.kind.is_cloud() {
-                    // Cloud subjects: a readable name, and the ARN as id.
-                    true => Subject {
-                        kind: f.subject.kind.as_str(),
-                        namespace: None,
-                        name: crate::inventory::cloud::short_name(&f.subject.name),
-                        id: f.subject.name.clone(),
-                    },
-                    false => Subject {
-                        kind: f.subject.kind.as_str(),
-                        namespace: f.subject.namespace(),
-                        name: &f.subject.name,
-                        id: f.subject.to_string(),
-                    },
-                },
-                message: f.message,
-                tags: f.meta.tags,
-                remediation: f.meta.remediation,
-                fingerprint: &f.fingerprint,
-                suppressed_by: f.suppressed_by,
-                location: f.location.map(|l| Location {
-                    file: &l.file,
-                    document: l.document,
-                    line: l.line,
-                }),
-            })
-            .collect(),
+        findings: super::Streamed(findings, |f| finding(f)),
         errors: errors
             .iter()
             .map(|e| Error {

@@ -20,9 +20,30 @@ pub struct Reported<'a> {
     pub severity: Severity,
     pub category: Category,
     pub message: &'a str,
-    pub fingerprint: String,
     pub suppressed_by: Option<&'a str>,
     pub location: Option<&'a Source>,
+}
+
+impl Reported<'_> {
+    /// The finding's stable identity (computed when written: tens of thousands of
+    /// 64-character strings need not live at once).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self.meta.id, self.subject)
+    }
+}
+
+/// A JSON array written item by item as the report is serialised: the report of tens
+/// of thousands of findings never exists as a second list in memory.
+pub(crate) struct Streamed<'a, T, F>(pub &'a [T], pub F);
+
+impl<'a, T, U, F> serde::Serialize for Streamed<'a, T, F>
+where
+    U: serde::Serialize,
+    F: Fn(&'a T) -> U,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(&self.1))
+    }
 }
 
 /// Findings in report order: worst first, then by subject and rule.
@@ -31,21 +52,21 @@ pub fn collect<'a>(
     findings: impl Iterator<Item = &'a RawFinding>,
     locate: impl Fn(&RawFinding) -> Option<&'a Source>,
 ) -> Vec<Reported<'a>> {
-    let mut out: Vec<Reported> = findings
-        .filter_map(|f| {
-            let rule = engine.rule(f.rule)?;
-            Some(Reported {
-                meta: &rule.meta,
-                subject: &f.subject,
-                severity: f.severity,
-                category: rule.meta.category,
-                message: &f.hit.message,
-                fingerprint: fingerprint(f.rule, &f.subject),
-                suppressed_by: f.suppressed_by.as_deref(),
-                location: locate(f),
-            })
+    // Counted first so the list is allocated once, at its size.
+    let findings: Vec<&RawFinding> = findings.collect();
+    let mut out: Vec<Reported> = Vec::with_capacity(findings.len());
+    out.extend(findings.into_iter().filter_map(|f| {
+        let rule = engine.rule(f.rule)?;
+        Some(Reported {
+            meta: &rule.meta,
+            subject: &f.subject,
+            severity: f.severity,
+            category: rule.meta.category,
+            message: &f.hit.message,
+            suppressed_by: f.suppressed_by.as_deref(),
+            location: locate(f),
         })
-        .collect();
+    }));
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -36,18 +36,18 @@ fn security_severity(severity: Severity) -> &'static str {
 // tree so the report streams into the writer without a copy of every result.
 
 #[derive(Serialize)]
-struct Log<'a> {
+struct Log<R: Serialize> {
     #[serde(rename = "$schema")]
     schema: &'static str,
     version: &'static str,
-    runs: [Run<'a>; 1],
+    runs: [Run<R>; 1],
 }
 
 #[derive(Serialize)]
-struct Run<'a> {
+struct Run<R: Serialize> {
     tool: Tool,
     invocations: [Invocation; 1],
-    results: Vec<SarifResult<'a>>,
+    results: R,
 }
 
 #[derive(Serialize)]
@@ -78,7 +78,7 @@ struct SarifResult<'a> {
     rule_index: usize,
     level: &'static str,
     message: Text,
-    partial_fingerprints: Fingerprints<'a>,
+    partial_fingerprints: Fingerprints,
     properties: ResultProperties,
     #[serde(skip_serializing_if = "Option::is_none")]
     locations: Option<[Location<'a>; 1]>,
@@ -92,9 +92,9 @@ struct Text {
 }
 
 #[derive(Serialize)]
-struct Fingerprints<'a> {
+struct Fingerprints {
     #[serde(rename = "postureFinding/v1")]
-    posture_finding: &'a str,
+    posture_finding: String,
 }
 
 #[derive(Serialize)]
@@ -159,6 +159,47 @@ fn rule_descriptor(m: &RuleMeta) -> Value {
     })
 }
 
+/// One result: the finding, its rule, where it is and whether an exception covers it.
+fn result<'a>(f: &'a Reported<'a>, index: &HashMap<&str, usize>) -> SarifResult<'a> {
+    SarifResult {
+        rule_id: f.meta.id,
+        rule_index: index.get(f.meta.id).copied().unwrap_or(0),
+        level: level(f.severity),
+        message: Text {
+            text: format!("{} ({} {})", f.message, f.subject.kind, f.subject),
+        },
+        partial_fingerprints: Fingerprints {
+            posture_finding: f.fingerprint(),
+        },
+        properties: ResultProperties {
+            severity: f.severity,
+            security_severity: security_severity(f.severity),
+        },
+        locations: f.location.map(|loc| {
+            [Location {
+                physical_location: PhysicalLocation {
+                    artifact_location: ArtifactLocation {
+                        uri: uri(&loc.file),
+                    },
+                    region: Region {
+                        start_line: loc.line,
+                    },
+                },
+                logical_locations: [LogicalLocation {
+                    name: f.subject.to_string(),
+                    kind: "resource",
+                }],
+            }]
+        }),
+        suppressions: f.suppressed_by.map(|reason| {
+            [Suppression {
+                kind: "inSource",
+                justification: reason,
+            }]
+        }),
+    }
+}
+
 pub fn write(
     out: &mut impl Write,
     engine: &Engine,
@@ -171,46 +212,8 @@ pub fn write(
         .enumerate()
         .map(|(i, r)| (r.meta.id, i))
         .collect();
-    let results = findings
-        .iter()
-        .map(|f| SarifResult {
-            rule_id: f.meta.id,
-            rule_index: index.get(f.meta.id).copied().unwrap_or(0),
-            level: level(f.severity),
-            message: Text {
-                text: format!("{} ({} {})", f.message, f.subject.kind, f.subject),
-            },
-            partial_fingerprints: Fingerprints {
-                posture_finding: &f.fingerprint,
-            },
-            properties: ResultProperties {
-                severity: f.severity,
-                security_severity: security_severity(f.severity),
-            },
-            locations: f.location.map(|loc| {
-                [Location {
-                    physical_location: PhysicalLocation {
-                        artifact_location: ArtifactLocation {
-                            uri: uri(&loc.file),
-                        },
-                        region: Region {
-                            start_line: loc.line,
-                        },
-                    },
-                    logical_locations: [LogicalLocation {
-                        name: f.subject.to_string(),
-                        kind: "resource",
-                    }],
-                }]
-            }),
-            suppressions: f.suppressed_by.map(|reason| {
-                [Suppression {
-                    kind: "inSource",
-                    justification: reason,
-                }]
-            }),
-        })
-        .collect();
+    // Written result by result (see `Streamed`).
+    let results = super::Streamed(findings, |f| result(f, &index));
     let notifications = errors
         .iter()
         .map(|e| {

@@ -2,7 +2,9 @@
 //! CIS and NSA/CISA guidance ask of every container. One finding per rule per
 //! workload, naming the containers that fail.
 
-use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext};
+use k8s_openapi::api::core::v1::{PodSecurityContext, SecurityContext};
+
+use crate::inventory::compact::{Container, PodSpec};
 
 use super::{CIS, Context, Hit, NIST, NSA, Rule, RuleMeta, SubjectKind};
 use crate::api::{Category, Severity};
@@ -237,11 +239,11 @@ fn per_container(
 }
 
 fn sc(c: &Container) -> Option<&SecurityContext> {
-    c.security_context.as_ref()
+    c.security_context.as_deref()
 }
 
 fn psc(spec: &PodSpec) -> Option<&PodSecurityContext> {
-    spec.security_context.as_ref()
+    spec.security_context.as_deref()
 }
 
 fn run_as_root(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
@@ -357,25 +359,7 @@ fn apparmor(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {
 
 /// Annotations of the pods the workload creates (the template's, or the pod's own).
 fn pod_annotations(object: &Object) -> Option<&std::collections::BTreeMap<String, String>> {
-    let meta = match object {
-        Object::Pod(p) => Some(&p.metadata),
-        Object::Deployment(d) => d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-        Object::StatefulSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-        Object::DaemonSet(s) => s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-        Object::ReplicaSet(s) => s
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
-            .and_then(|t| t.metadata.as_ref()),
-        Object::Job(j) => j.spec.as_ref().and_then(|s| s.template.metadata.as_ref()),
-        Object::CronJob(c) => c
-            .spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .and_then(|s| s.template.metadata.as_ref()),
-        _ => None,
-    };
-    meta.and_then(|m| m.annotations.as_ref())
+    pod_template(object)?.annotations
 }
 
 fn proc_mount(ctx: &Context<'_>, key: &ObjectKey) -> Option<Hit> {

@@ -1,6 +1,6 @@
 //! Privileged workloads: settings that hand a container the node. Tag `Privileged`.
 
-use k8s_openapi::api::core::v1::PodSpec;
+use crate::inventory::compact::PodSpec;
 
 use super::{CIS, Context, Hit, NIST, NSA, Rule, RuleMeta, SubjectKind};
 use crate::api::{Category, Severity};
