@@ -20,5 +20,7 @@ RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p posture
 # distroless static: no shell, no package manager, CA certificates and tzdata only.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /posture /posture
+# The allocator returns freed pages at once (the chart sets the same; BENCHMARKS.md).
+ENV MIMALLOC_PURGE_DELAY=0
 USER 65532:65532
 ENTRYPOINT ["/posture"]

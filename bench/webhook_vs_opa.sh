@@ -5,6 +5,7 @@
 #
 #   bench/webhook_vs_opa.sh                 # 64 connections, 15 s x 3 rounds each
 #   SECONDS_PER_RUN=30 ROUNDS=5 bench/webhook_vs_opa.sh
+#   bench/webhook_vs_opa.sh --allocator-defaults   # without the chart's MIMALLOC_PURGE_DELAY=0
 #
 # Needs the control-plane binaries (make controlplane) and wrk (apt-get install wrk).
 # OPA is built once from the Go module proxy into $POSTURE_CACHE/opa-<version>/.
@@ -25,4 +26,4 @@ e2e/controlplane/build.sh > /dev/null
 # Release builds for all: the webhook and the benchmark (which serves the no-op).
 cargo build --quiet --release -p posture --bin posture -p posture-e2e --bin bench-webhook
 POSTURE_BIN="$TARGET/release/posture" "$TARGET/release/bench-webhook" --opa "$opa" \
-  --seconds "${SECONDS_PER_RUN:-15}" --rounds "${ROUNDS:-3}" --connections "${CONNECTIONS:-64}"
+  --seconds "${SECONDS_PER_RUN:-15}" --rounds "${ROUNDS:-3}" --connections "${CONNECTIONS:-64}" "$@"

@@ -106,16 +106,28 @@ pub fn release_posture() -> Result<PathBuf> {
 
 /// (VmRSS, VmHWM) of a process in KiB.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let field = status_fields(pid);
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The resident set of process `pid` split into heap and stacks (`RssAnon`) and pages
+/// of mapped files, the binary's code first among them (`RssFile`), in KiB.
+pub fn rss_split_kib(pid: u32) -> (u64, u64) {
+    let field = status_fields(pid);
+    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
+}
+
+/// A reader of `/proc/<pid>/status` fields in KiB (0 when absent).
+fn status_fields(pid: u32) -> impl Fn(&str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    move |name: &str| {
         status
             .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    }
 }
 
 /// Whether `url` answers 200 (plain HTTP or HTTPS without verification).
