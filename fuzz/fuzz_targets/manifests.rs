@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let engine = Engine::default();
     let policies = PolicySet::single(Policy::allow_all());
     let (evaluation, _) = Evaluation::full(&engine, &inventory, &policies);
-    let sources = manifests.sources();
+    let sources = manifests.take_sources();
     for finding in evaluation.findings() {
         let _ = sources.get(&finding.subject);
     }
