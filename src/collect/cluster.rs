@@ -55,9 +55,7 @@ fn slim<K: Resource + Slim>(mut object: K) -> K {
     // Controlled by a workload the inventory models (whose template the rules judge),
     // not by any controller: a Pod an unknown operator's resource controls is judged on
     // its own spec and must keep it.
-    let controlled = meta.owner_references.iter().flatten().any(|o| {
-        o.controller == Some(true) && crate::inventory::workload::owner_kind(&o.kind).is_some()
-    });
+    let controlled = crate::inventory::workload::modelled_controller(meta).is_some();
     if controlled {
         // What rules read of a controlled object is its owner; its annotations (a
         // ReplicaSet's deployment.kubernetes.io/*, say) are its controller's business.

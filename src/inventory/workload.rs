@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::compact::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::compact::{Container, PodSpec};
 use super::model::{Kind, Object, ObjectKey};
 
 /// The pod spec and the labels and annotations its pods carry.
@@ -41,7 +42,7 @@ pub fn pod_template(object: &Object) -> Option<PodTemplate<'_>> {
 }
 
 /// The workload kinds a controller owner reference can point to.
-pub(crate) fn owner_kind(kind: &str) -> Option<Kind> {
+fn owner_kind(kind: &str) -> Option<Kind> {
     match kind {
         "ReplicaSet" => Some(Kind::ReplicaSet),
         "Deployment" => Some(Kind::Deployment),
@@ -53,16 +54,22 @@ pub(crate) fn owner_kind(kind: &str) -> Option<Kind> {
     }
 }
 
-/// The controlling workload owner (same namespace), if any.
-pub fn controller_owner(object: &Object) -> Option<ObjectKey> {
-    let meta = object.meta();
+/// The controller owner reference of an object, when it names a workload kind the
+/// inventory models: its kind and name.
+pub(crate) fn modelled_controller(meta: &ObjectMeta) -> Option<(Kind, &str)> {
     let owner = meta
         .owner_references
         .as_ref()?
         .iter()
         .find(|o| o.controller == Some(true))?;
-    let kind = owner_kind(&owner.kind)?;
-    Some(ObjectKey::new(kind, meta.namespace.as_deref(), &owner.name))
+    Some((owner_kind(&owner.kind)?, &owner.name))
+}
+
+/// The controlling workload owner (same namespace), if any.
+pub fn controller_owner(object: &Object) -> Option<ObjectKey> {
+    let meta = object.meta();
+    let (kind, name) = modelled_controller(meta)?;
+    Some(ObjectKey::new(kind, meta.namespace.as_deref(), name))
 }
 
 /// The ServiceAccount the workload's pods run as.

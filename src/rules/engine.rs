@@ -43,6 +43,21 @@ pub fn fingerprint(rule: &str, subject: &ObjectKey) -> String {
 
 pub type FindingKey = (ObjectKey, &'static str);
 
+/// Calls `visit` on every subject the rules look at, each once (each source is of its
+/// own kinds), by reference where the inventory holds it: the one list of subject
+/// sources, for the operator's evaluation and for a one-shot scan.
+fn visit_subjects(inventory: &Inventory, mut visit: impl FnMut(&ObjectKey)) {
+    inventory
+        .root_workloads()
+        .chain(inventory.services())
+        .chain(inventory.ingresses())
+        .chain(inventory.bindings())
+        .chain(inventory.config_maps())
+        .for_each(&mut visit);
+    inventory.service_accounts().iter().for_each(&mut visit);
+    inventory.cloud().subjects().for_each(|s| visit(&s));
+}
+
 pub struct Engine {
     rules: Vec<Rule>,
     config: RuleConfig,
@@ -79,13 +94,10 @@ impl Engine {
 
     /// Every subject the rules look at.
     pub fn subjects(inventory: &Inventory) -> BTreeSet<ObjectKey> {
-        let mut subjects: BTreeSet<ObjectKey> = inventory.root_workloads().cloned().collect();
-        subjects.extend(inventory.services().cloned());
-        subjects.extend(inventory.ingresses().cloned());
-        subjects.extend(inventory.service_accounts());
-        subjects.extend(inventory.bindings().cloned());
-        subjects.extend(inventory.config_maps().cloned());
-        subjects.extend(inventory.cloud().subjects());
+        let mut subjects = BTreeSet::new();
+        visit_subjects(inventory, |subject| {
+            subjects.insert(subject.clone());
+        });
         subjects
     }
 
@@ -99,23 +111,14 @@ impl Engine {
         inventory: &Inventory,
         policies: &PolicySet,
     ) -> Vec<Box<[RawFinding]>> {
-        // The subjects of [`Engine::subjects`], by reference where the inventory holds
-        // them (each source is of its own kinds, so none repeats another's).
-        let accounts = inventory.service_accounts();
-        let kube = inventory
-            .root_workloads()
-            .chain(inventory.services())
-            .chain(inventory.ingresses())
-            .chain(accounts.iter())
-            .chain(inventory.bindings())
-            .chain(inventory.config_maps());
-        let judge = |subject: &ObjectKey| {
+        let mut all = Vec::new();
+        visit_subjects(inventory, |subject| {
             let findings = self.evaluate_subject(inventory, policies, subject);
-            (!findings.is_empty()).then(|| findings.into_boxed_slice())
-        };
-        kube.filter_map(judge)
-            .chain(inventory.cloud().subjects().filter_map(|s| judge(&s)))
-            .collect()
+            if !findings.is_empty() {
+                all.push(findings.into_boxed_slice());
+            }
+        });
+        all
     }
 
     /// All findings of one subject under its governing policy.
